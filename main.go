@@ -1,0 +1,210 @@
+// Command attachd is a storage server for Kazoo (2600Hz) attachments —
+// voicemails, call recordings, faxes — with a WebDAV view of what it stores.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/attachd/attachd/server"
+	"github.com/attachd/attachd/server/config"
+	"github.com/attachd/attachd/server/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() {
+	if err := app().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "attachd:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration `FILE` (see config.example.toml)"}
+	return &cli.App{
+		Name:  "attachd",
+		Usage: "store Kazoo attachments on your own server, and mount them over WebDAV",
+		Description: "attachd is the web server behind a Kazoo storage plan with \"handler\": \"http\".\n" +
+			"Kazoo PUTs or POSTs each voicemail, recording or fax to it and GETs it back;\n" +
+			"operators browse the same tree at /dav/. Start with `attachd serve`.",
+		Version:              buildVersion(),
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			{
+				Name:  "serve",
+				Usage: "run the server",
+				Description: "Serves the Kazoo contract on every path, WebDAV at /dav/, and /healthz, /readyz, /metrics.\n" +
+					"With no configuration it listens on 127.0.0.1:37635 and keeps data in ./attachd-data.\n" +
+					"Flags override the file. SIGTERM or SIGINT drains uploads in flight, then stops.",
+				Flags: []cli.Flag{
+					configFlag,
+					&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Usage: "listen on `ADDR` (host:port)"},
+					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "keep objects and the index in `DIR`"},
+				},
+				Action: serve,
+			},
+			{
+				Name:        "check-config",
+				Usage:       "validate a configuration file and print the effective configuration",
+				Description: "Prints the configuration with every default filled in, or an error naming the file, line and key.",
+				Flags:       []cli.Flag{withRequired(configFlag)},
+				Action: func(c *cli.Context) error {
+					cfg, err := config.Load(c.String("config"))
+					if err != nil {
+						return err
+					}
+					b, err := cfg.Encode()
+					if err != nil {
+						return err
+					}
+					_, err = c.App.Writer.Write(b)
+					return err
+				},
+			},
+			{
+				Name:  "hash-password",
+				Usage: "print the bcrypt hash of a password read from standard input",
+				Description: "Reads one line (the password) from standard input and prints a hash for a\n" +
+					"[[users]] password_hash. Example: printf 'secret' | attachd hash-password",
+				Action: hashPassword,
+			},
+			{
+				Name:  "reindex",
+				Usage: "rebuild the index of a data directory from its objects",
+				Description: "Rebuilds index.db from the metadata sidecars under DIR/objects and removes blobs\n" +
+					"no object names. Stop the server first: the data directory is locked while it runs.",
+				Flags: []cli.Flag{
+					configFlag,
+					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the data `DIR` (default: the configuration's data_dir)"},
+				},
+				Action: reindex,
+			},
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintln(c.App.Writer, "attachd", buildVersion())
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func withRequired(f *cli.StringFlag) *cli.StringFlag {
+	g := *f
+	g.Required = true
+	return &g
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "devel"
+}
+
+// loadConfig reads --config if given, else the defaults, then applies flags.
+func loadConfig(c *cli.Context) (config.Config, error) {
+	cfg := config.Default()
+	if p := c.String("config"); p != "" {
+		var err error
+		if cfg, err = config.Load(p); err != nil {
+			return cfg, err
+		}
+	}
+	if c.IsSet("listen") {
+		cfg.Listen = c.String("listen")
+	}
+	if c.IsSet("data-dir") {
+		cfg.DataDir = c.String("data-dir")
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, c.App.ErrWriter)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Store().Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	return srv.Serve(ctx, ln)
+}
+
+func hashPassword(c *cli.Context) error {
+	line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read password: %w", err)
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if pass == "" {
+		return errors.New("no password on standard input (try: printf 'secret' | attachd hash-password)")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	fmt.Fprintln(c.App.Writer, string(h))
+	return nil
+}
+
+func reindex(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, c.App.ErrWriter)
+	n, err := store.Reindex(c.Context, cfg.DataDir, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "reindexed %d objects in %s\n", n, cfg.DataDir)
+	return nil
+}

@@ -1,0 +1,352 @@
+// Package config reads attachd's TOML configuration file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. The zero value of every field is
+// replaced by its default (see Default); config.example.toml documents each.
+type Config struct {
+	Listen            string   `toml:"listen"`
+	DataDir           string   `toml:"data_dir"`
+	MaxBody           Size     `toml:"max_body"`
+	AllowAnonymous    bool     `toml:"allow_anonymous"`
+	AllowFrom         []string `toml:"allow_from"`
+	PublicURL         string   `toml:"public_url"`
+	ShutdownGrace     Duration `toml:"shutdown_grace"`
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	Hooks             []string `toml:"hooks"`
+
+	Log     Log                `toml:"log"`
+	Kazoo   Kazoo              `toml:"kazoo"`
+	DAV     DAV                `toml:"dav"`
+	Users   []User             `toml:"users"`
+	Plugins Plugins            `toml:"plugins"`
+	Storage Storage            `toml:"storage"`
+	Plugin  map[string]Plugin  `toml:"plugin"`
+	Hook    map[string]HookCfg `toml:"hook"`
+}
+
+// Log configures the log.
+type Log struct {
+	Format string `toml:"format"` // "text" or "json"
+	Level  string `toml:"level"`  // "debug", "info", "warn", "error"
+	Access bool   `toml:"access"` // one line per request
+}
+
+// Kazoo configures the Kazoo side.
+type Kazoo struct {
+	Base64 string `toml:"base64"` // "auto", "always" or "never"
+}
+
+// DAV configures the WebDAV drive at /dav/.
+type DAV struct {
+	Enabled  bool   `toml:"enabled"`
+	ByDate   bool   `toml:"by_date"`
+	HideJunk string `toml:"hide_junk"` // "off", "hide" or "refuse"
+}
+
+// User is one login, for Kazoo and WebDAV alike.
+type User struct {
+	Name         string `toml:"name"`
+	PasswordHash string `toml:"password_hash"`
+	Root         string `toml:"root"`
+	Permissions  string `toml:"permissions"` // "r" or "rw"
+}
+
+// Plugins says where plugin executables are.
+type Plugins struct {
+	Dir string `toml:"dir"`
+}
+
+// Storage selects where object bytes live.
+type Storage struct {
+	Backend   string `toml:"backend"`    // "local" or a storage plugin's name
+	WriteMode string `toml:"write_mode"` // "spool" or "through"
+}
+
+// Plugin pins and configures one plugin.
+type Plugin struct {
+	SHA256  string         `toml:"sha256"`
+	Config  map[string]any `toml:"config"`
+	Secrets map[string]any `toml:"secrets"`
+}
+
+// HookCfg tunes the delivery of one hook.
+type HookCfg struct {
+	Concurrency int      `toml:"concurrency"`
+	Timeout     Duration `toml:"timeout"`
+	MaxAttempts int      `toml:"max_attempts"`
+	MaxAge      Duration `toml:"max_age"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Listen:            "127.0.0.1:37635",
+		DataDir:           "./attachd-data",
+		MaxBody:           4 << 30,
+		ShutdownGrace:     Duration(30 * time.Second),
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		IdleTimeout:       Duration(120 * time.Second),
+		Log:               Log{Format: "text", Level: "info", Access: true},
+		Kazoo:             Kazoo{Base64: "auto"},
+		DAV:               DAV{Enabled: true, ByDate: true, HideJunk: "hide"},
+		Storage:           Storage{Backend: "local", WriteMode: "spool"},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// Errors name the file, and the line and key where one is known.
+func Load(path string) (Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return c, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, k := range md.Undecoded() {
+		// A plugin's own table is the plugin's to validate (it is handed over by Configure).
+		if len(k) >= 3 && k[0] == "plugin" && (k[2] == "config" || k[2] == "secrets") {
+			continue
+		}
+		return c, fmt.Errorf("%s:%d: unknown key %q", path, lineOf(data, k), k.String())
+	}
+	if err := c.Validate(); err != nil {
+		var ke *KeyError
+		if errors.As(err, &ke) {
+			return c, fmt.Errorf("%s:%d: %w", path, lineOf(data, strings.Split(ke.Key, ".")), err)
+		}
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// lineOf finds the line on which key is set, or 0. BurntSushi/toml does not
+// report positions of keys it decoded, so look for the key in its table.
+func lineOf(data []byte, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table := strings.Join(key[:len(key)-1], ".")
+	last := regexp.QuoteMeta(key[len(key)-1])
+	keyRe := regexp.MustCompile(`^\s*("?)` + last + `("?)\s*=`)
+	headerRe := regexp.MustCompile(`^\s*\[\[?\s*([^\]]+?)\s*\]\]?`)
+	current := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		if m := headerRe.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			if current == strings.Join(key, ".") {
+				return i + 1 // the key is itself a table
+			}
+			continue
+		}
+		if keyRe.MatchString(line) && (current == table || strings.HasPrefix(table, current)) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// KeyError is a validation error about one key.
+type KeyError struct {
+	Key string
+	Msg string
+}
+
+func (e *KeyError) Error() string { return fmt.Sprintf("%s: %s", e.Key, e.Msg) }
+
+func keyErr(key, format string, args ...any) error {
+	return &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Validate checks values that the TOML types alone do not constrain.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return keyErr("listen", "want host:port, got %q", c.Listen)
+	}
+	if c.DataDir == "" {
+		return keyErr("data_dir", "must not be empty")
+	}
+	if c.MaxBody <= 0 {
+		return keyErr("max_body", "must be positive")
+	}
+	for i, s := range c.AllowFrom {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err2 := netip.ParseAddr(s); err2 != nil {
+				return keyErr("allow_from", "entry %d: %q is not a CIDR or an address", i+1, s)
+			}
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return keyErr("public_url", "want an absolute http(s) URL, got %q", c.PublicURL)
+		}
+	}
+	if c.ShutdownGrace < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
+		return keyErr("shutdown_grace", "durations must not be negative")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return keyErr("log.format", `want "text" or "json", got %q`, c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return keyErr("log.level", `want "debug", "info", "warn" or "error", got %q`, c.Log.Level)
+	}
+	switch c.Kazoo.Base64 {
+	case "auto", "always", "never":
+	default:
+		return keyErr("kazoo.base64", `want "auto", "always" or "never", got %q`, c.Kazoo.Base64)
+	}
+	switch c.DAV.HideJunk {
+	case "off", "hide", "refuse":
+	default:
+		return keyErr("dav.hide_junk", `want "off", "hide" or "refuse", got %q`, c.DAV.HideJunk)
+	}
+	seen := map[string]bool{}
+	for i := range c.Users {
+		u := &c.Users[i]
+		if u.Name == "" || strings.ContainsAny(u.Name, ":") {
+			return keyErr("users.name", "user %d: name must be non-empty and contain no ':'", i+1)
+		}
+		if seen[u.Name] {
+			return keyErr("users.name", "user %q is defined twice", u.Name)
+		}
+		seen[u.Name] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			return keyErr("users.password_hash", "user %q: want a bcrypt hash from `attachd hash-password`", u.Name)
+		}
+		if u.Permissions == "" {
+			u.Permissions = "r"
+		}
+		if u.Permissions != "r" && u.Permissions != "rw" {
+			return keyErr("users.permissions", `user %q: want "r" or "rw", got %q`, u.Name, u.Permissions)
+		}
+		if u.Root == "" {
+			u.Root = "/"
+		}
+	}
+	if c.Storage.Backend == "" {
+		c.Storage.Backend = "local"
+	}
+	if c.Storage.Backend != "local" {
+		if !pluginName.MatchString(c.Storage.Backend) {
+			return keyErr("storage.backend", "%q is not a plugin name", c.Storage.Backend)
+		}
+		if _, ok := c.Plugin[c.Storage.Backend]; !ok {
+			return keyErr("storage.backend", "plugin %q has no [plugin.%s] table with its sha256", c.Storage.Backend, c.Storage.Backend)
+		}
+		if c.Plugins.Dir == "" {
+			return keyErr("plugins.dir", "must be set to use storage backend %q", c.Storage.Backend)
+		}
+	}
+	switch c.Storage.WriteMode {
+	case "spool", "through":
+	default:
+		return keyErr("storage.write_mode", `want "spool" or "through", got %q`, c.Storage.WriteMode)
+	}
+	for _, h := range c.Hooks {
+		if _, ok := c.Plugin[h]; !ok {
+			return keyErr("hooks", "hook %q has no [plugin.%s] table with its sha256", h, h)
+		}
+		if c.Plugins.Dir == "" {
+			return keyErr("plugins.dir", "must be set to use hook %q", h)
+		}
+	}
+	for name, p := range c.Plugin {
+		if !pluginName.MatchString(name) {
+			return keyErr("plugin", "%q is not a valid plugin name (lower-case letters, digits, '-', '_')", name)
+		}
+		if len(p.SHA256) != 64 || strings.Trim(strings.ToLower(p.SHA256), "0123456789abcdef") != "" {
+			return keyErr("plugin."+name+".sha256", "want the 64 hex digits printed by `attachd plugins hash FILE`")
+		}
+	}
+	return nil
+}
+
+// Size is a number of bytes: an integer, or a string with a unit ("4GiB", "100MB").
+type Size int64
+
+// UnmarshalTOML accepts an integer or a string with a unit.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*s = Size(v)
+		return nil
+	case string:
+		n, err := ParseSize(v)
+		*s = Size(n)
+		return err
+	}
+	return fmt.Errorf("want a number of bytes or a string like \"4GiB\", got %T", v)
+}
+
+// MarshalText prints the size in bytes.
+func (s Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// ParseSize parses "123", "10KiB", "4GiB", "100MB" (SI and binary units).
+func ParseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 {
+		return 0, fmt.Errorf("bad size %q: want e.g. 1048576, \"100MB\" or \"4GiB\"", v)
+	}
+	return int64(f * mult), nil
+}
+
+// Duration is a time.Duration written as a string ("30s", "2m").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q: want e.g. \"30s\" or \"2m\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText prints the duration as Go does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Encode writes c as TOML: the effective configuration, defaults included.
+func (c Config) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	err := toml.NewEncoder(&b).Encode(c)
+	return b.Bytes(), err
+}

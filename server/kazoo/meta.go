@@ -1,0 +1,159 @@
+package kazoo
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/attachd/attachd/server/auth"
+	"github.com/attachd/attachd/server/store"
+)
+
+// An object's metadata is a JSON object with up to three members:
+//
+//	document     the JSON part of a multipart store (Kazoo's public document fields)
+//	store_query  the query string of the store request, parsed
+//	fetch_query  the query strings of Kazoo's fetches, parsed and merged: for a
+//	             raw store this is often the only metadata there is (kazoo-contract §4)
+
+// mergeFetchQuery merges a fetch's query into the object's fetch_query and
+// fills in its media and document ids if they were unknown. It writes only
+// when something changed: Kazoo sends the same query on every fetch.
+func (h *Handler) mergeFetchQuery(ctx context.Context, o store.Object, params []Param) {
+	var meta map[string]any
+	if len(o.Meta) > 0 && json.Unmarshal(o.Meta, &meta) != nil {
+		return
+	}
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	old, _ := meta["fetch_query"].(map[string]any)
+	merged := maps.Clone(old)
+	if merged == nil {
+		merged = map[string]any{}
+	}
+	maps.Copy(merged, QueryToJSON(params))
+	mediaID, docID := o.MediaID, o.DocID
+	if mediaID == "" {
+		mediaID = jsonString(merged, "media_id")
+	}
+	if docID == "" {
+		docID = jsonString(merged, "id")
+	}
+	if reflect.DeepEqual(old, merged) && mediaID == o.MediaID && docID == o.DocID {
+		return
+	}
+	meta["fetch_query"] = merged
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return
+	}
+	_, err = h.Store.Update(ctx, o.Key, func(n *store.Object) bool {
+		if n.Blob != o.Blob {
+			return false // replaced meanwhile; its own fetches will bring its metadata
+		}
+		n.Meta, n.MediaID, n.DocID = b, mediaID, docID
+		if t := RecordedAt(meta); !t.IsZero() && n.ModTime.Equal(n.Updated) {
+			n.ModTime = t
+		}
+		return true
+	})
+	if err != nil {
+		h.Log.Warn("could not record the metadata of a fetch", "key", store.UnescapeKey(o.Key), "user", userName(ctx), "err", err)
+	}
+}
+
+func userName(ctx context.Context) string {
+	if u := auth.FromContext(ctx); u != nil {
+		return u.Name
+	}
+	return ""
+}
+
+// Summary is what an operator wants to see of a voicemail or recording.
+type Summary struct {
+	CallerIDName   string
+	CallerIDNumber string
+	From, To       string
+	Mailbox        string
+	Folder         string
+	MediaID        string
+	DocID          string
+	Length         time.Duration
+	Timestamp      time.Time // zero if unknown
+	AccountID      string
+}
+
+// gregorianOffset converts Kazoo's Gregorian seconds to Unix seconds
+// (kazoo-contract §4: Unix = value − 62167219200).
+const gregorianOffset = 62167219200
+
+// Summarize reads a Summary from an object's metadata, looking in the fetch
+// query, then the document's metadata, then the document, then the store query.
+func Summarize(meta json.RawMessage) Summary {
+	var m map[string]any
+	json.Unmarshal(meta, &m)
+	sources := metaSources(m)
+	get := func(keys ...string) string {
+		for _, src := range sources {
+			for _, k := range keys {
+				if v := jsonString(src, k); v != "" {
+					return v
+				}
+			}
+		}
+		return ""
+	}
+	s := Summary{
+		CallerIDName:   get("caller_id_name"),
+		CallerIDNumber: get("caller_id_number"),
+		From:           get("from"),
+		To:             get("to"),
+		Mailbox:        get("mailbox", "to_user", "source_id"),
+		Folder:         get("folder"),
+		MediaID:        get("media_id"),
+		DocID:          get("id"),
+		AccountID:      get("account_id"),
+		Timestamp:      RecordedAt(m),
+	}
+	if ms, err := strconv.ParseInt(get("length", "duration_ms"), 10, 64); err == nil {
+		s.Length = time.Duration(ms) * time.Millisecond
+	}
+	return s
+}
+
+func metaSources(m map[string]any) []map[string]any {
+	var out []map[string]any
+	if fq, ok := m["fetch_query"].(map[string]any); ok {
+		out = append(out, fq)
+	}
+	if doc, ok := m["document"].(map[string]any); ok {
+		if dm, ok := doc["metadata"].(map[string]any); ok {
+			out = append(out, dm)
+		}
+		out = append(out, doc)
+	}
+	if sq, ok := m["store_query"].(map[string]any); ok {
+		out = append(out, sq)
+	}
+	return out
+}
+
+// RecordedAt returns when a voicemail or recording was made, from the
+// Gregorian-seconds timestamp Kazoo puts in its metadata, or the zero time.
+func RecordedAt(meta map[string]any) time.Time {
+	for _, src := range metaSources(meta) {
+		for _, k := range []string{"timestamp", "utc_seconds"} {
+			if v, err := strconv.ParseInt(jsonString(src, k), 10, 64); err == nil && v > gregorianOffset {
+				return time.Unix(v-gregorianOffset, 0)
+			}
+		}
+		if v, err := strconv.ParseInt(jsonString(src, "start"), 10, 64); err == nil && v > gregorianOffset {
+			return time.Unix(v-gregorianOffset, 0)
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	bytesIn      *prometheus.CounterVec
+	bytesOut     *prometheus.CounterVec
+	inflight     *prometheus.GaugeVec
+	authFailures prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) metrics {
+	m := metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attachd_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "attachd_http_request_duration_seconds", Help: "HTTP request duration by route and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"route", "method"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attachd_http_request_bytes_total", Help: "Request body bytes declared by clients.",
+		}, []string{"route"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attachd_http_response_bytes_total", Help: "Response body bytes written.",
+		}, []string{"route"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "attachd_http_requests_in_flight", Help: "Requests being served.",
+		}, []string{"route"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "attachd_auth_failures_total", Help: "Requests refused for missing or wrong credentials.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.authFailures)
+	return m
+}
+
+func (m metrics) observe(route, method string, code int, in, out int64, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	if in > 0 {
+		m.bytesIn.WithLabelValues(route).Add(float64(in))
+	}
+	m.bytesOut.WithLabelValues(route).Add(float64(out))
+}

@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded index: pure Go, so the binary stays static
+)
+
+// index is the embedded SQLite index. It is a cache of what the objects tree
+// says (design invariant 5): everything in it but locks and hook deliveries can
+// be rebuilt by reindex.
+type index struct {
+	w *sql.DB // one connection: SQLite has one writer at a time anyway
+	r *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS objects (
+	key          TEXT PRIMARY KEY,
+	parent       TEXT NOT NULL,
+	blob         TEXT NOT NULL,
+	size         INTEGER NOT NULL,
+	sha256       TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	doc_id       TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	meta         TEXT NOT NULL,
+	props        TEXT NOT NULL,
+	created      INTEGER NOT NULL,
+	updated      INTEGER NOT NULL,
+	mtime        INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent);
+CREATE INDEX IF NOT EXISTS objects_doc ON objects(doc_id) WHERE doc_id != '';
+CREATE INDEX IF NOT EXISTS objects_media ON objects(media_id) WHERE media_id != '';
+CREATE TABLE IF NOT EXISTS dirs (
+	key     TEXT PRIMARY KEY,
+	parent  TEXT NOT NULL,
+	props   TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	mtime   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dirs_parent ON dirs(parent);
+`
+
+func openIndex(path string) (*index, error) {
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("create index schema in %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	return &index{w: w, r: r}, nil
+}
+
+func (x *index) Close() error {
+	return errors.Join(x.r.Close(), x.w.Close())
+}
+
+const objectCols = `key, blob, size, sha256, content_type, doc_id, media_id, meta, props, created, updated, mtime`
+
+type scanner interface{ Scan(...any) error }
+
+func scanObject(row scanner) (Object, error) {
+	var o Object
+	var meta, props string
+	var created, updated, mtime int64
+	err := row.Scan(&o.Key, &o.Blob, &o.Size, &o.SHA256, &o.ContentType, &o.DocID, &o.MediaID,
+		&meta, &props, &created, &updated, &mtime)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	if err != nil {
+		return o, fmt.Errorf("index: %w", err)
+	}
+	o.Meta = []byte(meta)
+	o.Props = []byte(props)
+	o.Created, o.Updated, o.ModTime = time.Unix(0, created), time.Unix(0, updated), time.Unix(0, mtime)
+	return o, nil
+}
+
+func (x *index) get(ctx context.Context, key string) (Object, error) {
+	return scanObject(x.r.QueryRowContext(ctx, `SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
+}
+
+// longest returns the object with the longest key among keys.
+func (x *index) longest(ctx context.Context, keys []string) (Object, error) {
+	if len(keys) == 0 {
+		return Object{}, ErrNotFound
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	q := `SELECT ` + objectCols + ` FROM objects WHERE key IN (?` + strings.Repeat(",?", len(keys)-1) +
+		`) ORDER BY length(key) DESC LIMIT 1`
+	return scanObject(x.r.QueryRowContext(ctx, q, args...))
+}
+
+// byID returns the most recently updated object whose media id or doc id is id.
+func (x *index) byID(ctx context.Context, id string) (Object, error) {
+	return scanObject(x.r.QueryRowContext(ctx, `SELECT `+objectCols+` FROM objects
+		WHERE key IN (SELECT key FROM objects WHERE media_id = ?1 UNION SELECT key FROM objects WHERE doc_id = ?1)
+		ORDER BY updated DESC LIMIT 1`, id))
+}
+
+func putObject(ctx context.Context, tx *sql.Tx, o Object) error {
+	parent, _ := Split(o.Key)
+	_, err := tx.ExecContext(ctx, `INSERT INTO objects (`+objectCols+`, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(key) DO UPDATE SET blob=excluded.blob, size=excluded.size, sha256=excluded.sha256,
+		content_type=excluded.content_type, doc_id=excluded.doc_id, media_id=excluded.media_id,
+		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime`,
+		o.Key, o.Blob, o.Size, o.SHA256, o.ContentType, o.DocID, o.MediaID, string(jsonOr(o.Meta)), string(jsonOr(o.Props)),
+		o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent)
+	if err != nil {
+		return fmt.Errorf("index object %q: %w", o.Key, err)
+	}
+	return putDirs(ctx, tx, parent, o.Updated)
+}
+
+// putDirs records key and its parents as collections: a key implies its folders.
+func putDirs(ctx context.Context, tx *sql.Tx, key string, t time.Time) error {
+	for key != "" {
+		parent, _ := Split(key)
+		res, err := tx.ExecContext(ctx, `INSERT INTO dirs (key, parent, props, created, mtime) VALUES (?,?,'{}',?,?)
+			ON CONFLICT(key) DO NOTHING`, key, parent, t.UnixNano(), t.UnixNano())
+		if err != nil {
+			return fmt.Errorf("index folder %q: %w", key, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // its parents are there too
+		}
+		key = parent
+	}
+	return nil
+}
+
+func jsonOr(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
+}
+
+// tx runs fn in one write transaction.
+func (x *index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// prefixRange returns the bounds of the keys strictly below dir.
+func prefixRange(dir string) (lo, hi string) {
+	if dir == "" {
+		return "", "\U0010FFFF"
+	}
+	return dir + "/", dir + "0" // '0' is the byte after '/'
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+)
+
+func splitKey(key string) []string {
+	if key == "" {
+		return nil
+	}
+	return strings.Split(key, "/")
+}
+
+// Stat returns the object stored at key, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+	return s.idx.get(ctx, key)
+}
+
+// LongestPrefix returns the stored object whose key is the longest proper
+// prefix of key on a segment boundary, or ErrNotFound.
+func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
+	return s.idx.longest(ctx, Parents(key))
+}
+
+// FindByID returns the most recently stored object whose Kazoo media id or
+// document id is id, or ErrNotFound.
+func (s *Store) FindByID(ctx context.Context, id string) (Object, error) {
+	if id == "" {
+		return Object{}, ErrNotFound
+	}
+	return s.idx.byID(ctx, id)
+}
+
+// ReadSeekCloser is an open object's bytes.
+type ReadSeekCloser interface {
+	io.ReadSeekCloser
+}
+
+// Open opens the bytes of the object at key. The version opened stays
+// readable until closed, even if it is replaced or deleted meanwhile.
+func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, error) {
+	for range 3 {
+		o, err := s.idx.get(ctx, key)
+		if err != nil {
+			return nil, o, err
+		}
+		f, err := s.OpenVersion(o)
+		if errors.Is(err, ErrNotFound) {
+			continue // replaced between the lookup and the open: look again
+		}
+		return f, o, err
+	}
+	return nil, Object{}, fmt.Errorf("open %q: replaced too often while opening", UnescapeKey(key))
+}
+
+// OpenVersion opens the bytes of the version o describes.
+func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
+	f, err := s.root.Open(blobPath(o.Blob))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob of %q: %w", UnescapeKey(o.Key), err)
+	}
+	return f, nil
+}
+
+// Entry is one child of a folder.
+type Entry struct {
+	Key    string // full key of the child
+	Name   string // its last segment, escaped as in keys
+	IsDir  bool
+	Object Object // for objects
+	Dir    Dir    // for folders
+}
+
+// Dir is a folder: explicit (made by MKCOL) or implied by the keys below it.
+type Dir struct {
+	Key     string
+	Props   []byte
+	Created int64 // unix nanoseconds
+	ModTime int64
+}
+
+// StatDir returns the folder at key; "" is the root and always exists.
+func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
+	if key == "" {
+		return Dir{}, nil
+	}
+	var d Dir
+	var props string
+	err := s.idx.r.QueryRowContext(ctx, `SELECT key, props, created, mtime FROM dirs WHERE key = ?`, key).
+		Scan(&d.Key, &props, &d.Created, &d.ModTime)
+	if err != nil {
+		if strings.Contains(err.Error(), "no rows") {
+			return d, ErrNotFound
+		}
+		return d, fmt.Errorf("index: %w", err)
+	}
+	d.Props = []byte(props)
+	return d, nil
+}
+
+// List returns the children of the folder at key, folders first, each group
+// in key order. It reads the index only: no file is opened.
+func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
+	var out []Entry
+	rows, err := s.idx.r.QueryContext(ctx, `SELECT key, props, created, mtime FROM dirs WHERE parent = ? ORDER BY key`, key)
+	if err != nil {
+		return nil, fmt.Errorf("index: list folders: %w", err)
+	}
+	for rows.Next() {
+		var d Dir
+		var props string
+		if err := rows.Scan(&d.Key, &props, &d.Created, &d.ModTime); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		d.Props = []byte(props)
+		_, name := Split(d.Key)
+		out = append(out, Entry{Key: d.Key, Name: name, IsDir: true, Dir: d})
+	}
+	rows.Close()
+	rows, err = s.idx.r.QueryContext(ctx, `SELECT `+objectCols+` FROM objects WHERE parent = ? ORDER BY key`, key)
+	if err != nil {
+		return nil, fmt.Errorf("index: list objects: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanObject(rows)
+		if err != nil {
+			return nil, err
+		}
+		_, name := Split(o.Key)
+		out = append(out, Entry{Key: o.Key, Name: name, Object: o})
+	}
+	return out, rows.Err()
+}

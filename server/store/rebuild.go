@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// Reindex rebuilds the index of the data directory dir from its objects tree,
+// and removes blobs that no object names. The server must not be running on dir.
+func Reindex(ctx context.Context, dir string, opts Options) (int, error) {
+	s, err := Open(dir, opts) // Open reconciles when the last stop was unclean
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.rebuild(ctx)
+	return n, errors.Join(err, s.Close())
+}
+
+// rebuild replaces the index's objects and folders with what the objects tree
+// holds, in one transaction, then removes unreferenced blobs. Dead properties
+// of folders, which have no sidecar, are kept for folders that still exist.
+func (s *Store) rebuild(ctx context.Context) (int, error) {
+	s.tree.Lock()
+	defer s.tree.Unlock()
+	count := 0
+	referenced := map[string]bool{}
+	err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM objects`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS seen_dirs (key TEXT PRIMARY KEY)`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM seen_dirs`); err != nil {
+			return err
+		}
+		err := fs.WalkDir(s.root.FS(), "objects", func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			key := strings.TrimPrefix(strings.TrimPrefix(path, "objects"), "/")
+			if d.IsDir() {
+				if key == "" {
+					return nil
+				}
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				if err := putDirs(ctx, tx, key, fi.ModTime()); err != nil {
+					return err
+				}
+				_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO seen_dirs (key) VALUES (?)`, key)
+				return err
+			}
+			if !d.Type().IsRegular() {
+				s.log.Warn("reindex: skipping what is not a regular file", "path", path)
+				return nil
+			}
+			o, err := s.readSidecar(key)
+			if err != nil {
+				s.log.Warn("reindex: skipping unreadable sidecar", "path", path, "err", err)
+				return nil
+			}
+			if _, err := s.root.Stat(blobPath(o.Blob)); err != nil {
+				s.log.Warn("reindex: sidecar names a missing blob; object dropped", "key", UnescapeKey(key), "blob", o.Blob)
+				return nil
+			}
+			referenced[o.Blob] = true
+			count++
+			return putObject(ctx, tx, o)
+		})
+		if err != nil {
+			return fmt.Errorf("walk objects: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM dirs WHERE key NOT IN (SELECT key FROM seen_dirs)`)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return count, s.sweepBlobs(referenced)
+}
+
+func (s *Store) readSidecar(key string) (Object, error) {
+	b, err := s.root.ReadFile("objects/" + key)
+	if err != nil {
+		return Object{}, err
+	}
+	var sc sidecar
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return Object{}, fmt.Errorf("decode sidecar: %w", err)
+	}
+	if sc.Format != 1 || len(sc.Blob) < 3 || strings.ContainsAny(sc.Blob, "/\\.") {
+		return Object{}, fmt.Errorf("not an attachd sidecar (format %d)", sc.Format)
+	}
+	o := Object{Key: key, Blob: sc.Blob, Size: sc.Size, SHA256: sc.SHA256, ContentType: sc.ContentType,
+		DocID: sc.DocID, MediaID: sc.MediaID, Meta: sc.Meta, Props: sc.Props,
+		Created: sc.Created, Updated: sc.Updated, ModTime: sc.ModTime}
+	if o.ModTime.IsZero() {
+		o.ModTime = o.Updated
+	}
+	return o, nil
+}
+
+// sweepBlobs removes blob files no object names: versions replaced or deleted
+// when the process died before it could remove them, and copies never committed.
+func (s *Store) sweepBlobs(referenced map[string]bool) error {
+	removed := 0
+	for i := 0; i < 256; i++ {
+		dir := fmt.Sprintf("blobs/%02x", i)
+		entries, err := fs.ReadDir(s.root.FS(), dir)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if !referenced[e.Name()] {
+				if err := s.root.Remove(dir + "/" + e.Name()); err == nil {
+					removed++
+				}
+			}
+		}
+	}
+	if removed > 0 {
+		s.log.Info("removed blobs no object names", "count", removed)
+	}
+	return nil
+}
+

@@ -1,0 +1,550 @@
+// Package store keeps attachd's objects: bytes in immutable blob files, each
+// object's record (its metadata sidecar) in a tree that mirrors the keys, and an
+// embedded SQLite index over the records.
+//
+// On disk, below the data directory:
+//
+//	blobs/xx/<version>   the bytes of one version of one object, never modified
+//	objects/<key>        the object's sidecar: JSON naming its blob, size, SHA-256, metadata
+//	tmp/                 uploads in flight; emptied at start-up
+//	index.db             the index; rebuildable from objects/ (attachd reindex)
+//
+// The rename of a sidecar into objects/ is the commit point of a store: the
+// blob it names was fsync'd before it, so an object is either wholly there or
+// not there at all, whatever moment the process or the machine dies.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Errors a front end maps to status codes.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrConflict  = errors.New("conflicts with an existing object or folder")
+	ErrTooLarge  = errors.New("body larger than the configured maximum")
+	ErrShortBody = errors.New("body shorter than its declared length")
+	ErrNoSpace   = errors.New("no space left on the data disk")
+	ErrNotEmpty  = errors.New("folder not empty")
+)
+
+// Object is one stored object as the index knows it.
+type Object struct {
+	Key         string          // canonical key (see CanonicalPath)
+	Blob        string          // name of the blob file holding this version's bytes
+	Size        int64           // bytes
+	SHA256      string          // lower-case hex digest of the bytes
+	ContentType string          // as the uploader declared it
+	DocID       string          // Kazoo document id, if known
+	MediaID     string          // Kazoo media id, if known
+	Meta        json.RawMessage // metadata object (Kazoo's JSON part, query strings)
+	Props       json.RawMessage // WebDAV dead properties
+	Created     time.Time       // first stored
+	Updated     time.Time       // this version stored
+	ModTime     time.Time       // modification time shown to clients (may be set by them)
+}
+
+// ETag returns the object's strong entity tag, derived from its SHA-256.
+func (o Object) ETag() string { return `"` + o.SHA256 + `"` }
+
+// Options configure a Store.
+type Options struct {
+	MaxSize int64        // largest object accepted; 0 means no limit
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// Store is the object store over one data directory. It is safe for
+// concurrent use.
+type Store struct {
+	dir     string
+	root    *os.Root
+	lock    *os.File // flock'd: one process per data directory
+	idx     *index
+	log     *slog.Logger
+	maxSize int64
+
+	tree    sync.RWMutex   // held exclusively by folder moves and deletes
+	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
+	bufs    sync.Pool
+}
+
+const bufSize = 256 << 10
+
+// Open opens (creating if needed) the data directory dir. It takes an
+// exclusive lock on it, removes uploads left by a previous process, and
+// reconciles the index with the objects tree if that process did not stop
+// cleanly.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	if err := s.open(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	lock, err := s.root.OpenFile("lock", os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	s.lock = lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(lock, 32))
+		return fmt.Errorf("data directory %s is in use by another attachd (pid %s)", s.dir, pid)
+	}
+	lock.Truncate(0)
+	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+
+	for _, d := range []string{"objects", "blobs", "tmp"} {
+		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for i := 0; i < 256; i++ {
+		d := fmt.Sprintf("blobs/%02x", i)
+		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := s.sweepTemp(); err != nil {
+		return err
+	}
+	_, statErr := s.root.Stat("index.db")
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	idx, err := openIndex(filepath.Join(s.dir, "index.db"))
+	if err != nil {
+		return err
+	}
+	s.idx = idx
+	_, cleanErr := s.root.Stat("clean-shutdown")
+	if fresh || cleanErr != nil {
+		// The index may lag the objects tree by the stores that were between
+		// their sidecar rename and their index commit when the process died.
+		start := time.Now()
+		n, err := s.rebuild(context.Background())
+		if err != nil {
+			return fmt.Errorf("reconcile index after unclean stop: %w", err)
+		}
+		if n > 0 || !fresh {
+			s.log.Info("index reconciled with the data directory", "objects", n, "duration", time.Since(start))
+		}
+	}
+	if err := s.root.Remove("clean-shutdown"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove clean-shutdown marker: %w", err)
+	}
+	return s.syncDir(".")
+}
+
+// Close closes the index, marks the data directory as cleanly stopped and
+// releases it. Uploads still in flight must have finished.
+func (s *Store) Close() error {
+	var errs []error
+	if s.idx != nil {
+		if err := s.idx.Close(); err != nil {
+			errs = append(errs, err)
+		} else if err := s.root.WriteFile("clean-shutdown", nil, 0o640); err != nil {
+			errs = append(errs, fmt.Errorf("write clean-shutdown marker: %w", err))
+		} else {
+			errs = append(errs, s.syncDir("."))
+		}
+		s.idx = nil
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	errs = append(errs, s.root.Close())
+	return errors.Join(errs...)
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) sweepTemp() error {
+	entries, err := fs.ReadDir(s.root.FS(), "tmp")
+	if err != nil {
+		return fmt.Errorf("read tmp: %w", err)
+	}
+	for _, e := range entries {
+		if err := s.root.RemoveAll("tmp/" + e.Name()); err != nil {
+			return fmt.Errorf("remove stale upload: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		s.log.Info("removed uploads left by an earlier process", "count", len(entries))
+	}
+	return nil
+}
+
+func (s *Store) syncDir(name string) error {
+	d, err := s.root.Open(name)
+	if err != nil {
+		return fmt.Errorf("open %s for fsync: %w", name, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", name, mapErr(err))
+	}
+	return nil
+}
+
+func newVersion() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func blobPath(blob string) string { return "blobs/" + blob[:2] + "/" + blob }
+
+// mapErr turns filesystem errors that a client can cause or must hear about
+// into the store's errors.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	return err
+}
+
+// Upload is a new object's bytes on their way to the disk. Write the bytes,
+// then Commit them under a key, or Abort. Nothing is visible before Commit.
+type Upload struct {
+	s    *Store
+	f    *os.File
+	name string
+	h    hash.Hash
+	n    int64
+	err  error
+	done bool
+}
+
+// NewUpload starts an upload in the data directory's tmp folder, so that
+// its commit is a rename on the same filesystem.
+func (s *Store) NewUpload() (*Upload, error) {
+	name := "tmp/" + newVersion()
+	f, err := s.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create upload file: %w", mapErr(err))
+	}
+	return &Upload{s: s, f: f, name: name, h: sha256.New()}, nil
+}
+
+// Write appends p to the upload, hashing and counting it.
+func (u *Upload) Write(p []byte) (int, error) {
+	if u.err != nil {
+		return 0, u.err
+	}
+	if u.s.maxSize > 0 && u.n+int64(len(p)) > u.s.maxSize {
+		u.err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, u.s.maxSize)
+		return 0, u.err
+	}
+	n, err := u.f.Write(p)
+	u.h.Write(p[:n])
+	u.n += int64(n)
+	if err != nil {
+		u.err = fmt.Errorf("write upload: %w", mapErr(err))
+	}
+	return n, u.err
+}
+
+// ReadFrom copies r into the upload with a pooled buffer, so that io.Copy
+// neither allocates per request nor uses a small buffer.
+func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
+	bp := u.s.bufs.Get().(*[]byte)
+	defer u.s.bufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := u.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Size returns the number of bytes written so far.
+func (u *Upload) Size() int64 { return u.n }
+
+// Abort discards the upload. It is safe to call after Commit, and more than once.
+func (u *Upload) Abort() {
+	if u.done {
+		return
+	}
+	u.done = true
+	u.f.Close()
+	u.s.root.Remove(u.name)
+}
+
+// Info describes an object being committed.
+type Info struct {
+	ContentType string
+	DocID       string
+	MediaID     string
+	Meta        json.RawMessage
+	Props       json.RawMessage
+	ModTime     time.Time // zero: now
+	// Size is the length the sender declared (Content-Length), or -1. A
+	// different number of bytes received is ErrShortBody and nothing is stored.
+	Size int64
+}
+
+// Commit makes the upload the current version of key: it fsyncs the bytes,
+// moves them into place, writes the object's sidecar (the commit point) and
+// indexes it. An earlier version of key is replaced atomically.
+func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, error) {
+	defer u.Abort()
+	if u.err != nil {
+		return Object{}, u.err
+	}
+	if info.Size >= 0 && u.n != info.Size {
+		return Object{}, fmt.Errorf("%w: got %d of %d bytes", ErrShortBody, u.n, info.Size)
+	}
+	if key == "" {
+		return Object{}, fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if err := u.f.Sync(); err != nil {
+		return Object{}, fmt.Errorf("fsync upload: %w", mapErr(err))
+	}
+	if err := u.f.Close(); err != nil {
+		return Object{}, fmt.Errorf("close upload: %w", mapErr(err))
+	}
+	blob := newVersion()
+	if err := u.s.root.Rename(u.name, blobPath(blob)); err != nil {
+		return Object{}, fmt.Errorf("move upload into place: %w", mapErr(err))
+	}
+	u.done = true
+	if err := u.s.syncDir(blobPath(blob)[:len("blobs/xx")]); err != nil {
+		u.s.root.Remove(blobPath(blob))
+		return Object{}, err
+	}
+	now := time.Now()
+	o := Object{
+		Key: key, Blob: blob, Size: u.n, SHA256: hex.EncodeToString(u.h.Sum(nil)),
+		ContentType: info.ContentType, DocID: info.DocID, MediaID: info.MediaID,
+		Meta: info.Meta, Props: info.Props, Created: now, Updated: now, ModTime: info.ModTime,
+	}
+	if o.ModTime.IsZero() {
+		o.ModTime = now
+	}
+	if err := u.s.commit(ctx, o, false); err != nil {
+		u.s.root.Remove(blobPath(blob))
+		return Object{}, err
+	}
+	return o, nil
+}
+
+// Put stores the bytes of r under key; see Upload.Commit.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, info Info) (Object, error) {
+	u, err := s.NewUpload()
+	if err != nil {
+		return Object{}, err
+	}
+	defer u.Abort()
+	if _, err := io.Copy(u, r); err != nil {
+		return Object{}, err
+	}
+	return u.Commit(ctx, key, info)
+}
+
+func (s *Store) stripe(key string) *sync.Mutex {
+	var h uint32 = 2166136261
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return &s.stripes[h%uint32(len(s.stripes))]
+}
+
+// commit writes o's sidecar and index row under the key's lock, then deletes
+// the blob of the version it replaced. keepCreated keeps o.Created as given.
+func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
+	s.tree.RLock()
+	defer s.tree.RUnlock()
+	mu := s.stripe(o.Key)
+	mu.Lock()
+	defer mu.Unlock()
+
+	old, err := s.idx.get(ctx, o.Key)
+	switch {
+	case err == nil:
+		if !keepCreated {
+			o.Created = old.Created
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := s.checkParents(ctx, o.Key); err != nil {
+		return err
+	}
+	if err := s.writeSidecar(o); err != nil {
+		return err
+	}
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return putObject(ctx, tx, o) }); err != nil {
+		return err
+	}
+	if old.Blob != "" && old.Blob != o.Blob {
+		s.removeBlob(old.Blob)
+	}
+	return nil
+}
+
+// checkParents refuses a key below an existing object: a file cannot also be a folder.
+func (s *Store) checkParents(ctx context.Context, key string) error {
+	if ps := Parents(key); len(ps) > 0 {
+		if o, err := s.idx.longest(ctx, ps); err == nil {
+			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, UnescapeKey(o.Key))
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeBlob(blob string) {
+	if err := s.root.Remove(blobPath(blob)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("could not remove replaced blob; reindex removes it later", "blob", blob, "err", err)
+	}
+}
+
+// sidecar is the on-disk record of an object, at objects/<key>. Its key is
+// its path, so that moving a folder moves its objects with one rename.
+type sidecar struct {
+	Format      int             `json:"attachd_object"`
+	Blob        string          `json:"blob"`
+	Size        int64           `json:"size"`
+	SHA256      string          `json:"sha256"`
+	ContentType string          `json:"content_type"`
+	DocID       string          `json:"doc_id,omitempty"`
+	MediaID     string          `json:"media_id,omitempty"`
+	Meta        json.RawMessage `json:"metadata,omitempty"`
+	Props       json.RawMessage `json:"dav_props,omitempty"`
+	Created     time.Time       `json:"created"`
+	Updated     time.Time       `json:"updated"`
+	ModTime     time.Time       `json:"mtime"`
+}
+
+func (s *Store) writeSidecar(o Object) error {
+	b, err := json.Marshal(sidecar{Format: 1, Blob: o.Blob, Size: o.Size, SHA256: o.SHA256,
+		ContentType: o.ContentType, DocID: o.DocID, MediaID: o.MediaID, Meta: nilIfEmpty(o.Meta),
+		Props: nilIfEmpty(o.Props), Created: o.Created, Updated: o.Updated, ModTime: o.ModTime})
+	if err != nil {
+		return fmt.Errorf("encode sidecar: %w", err)
+	}
+	parent, _ := Split(o.Key)
+	dir := "objects"
+	if parent != "" {
+		dir += "/" + parent
+	}
+	if err := s.mkdirAll(dir); err != nil {
+		return err
+	}
+	tmp := "tmp/" + newVersion() + ".sidecar"
+	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("create sidecar: %w", mapErr(err))
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.root.Rename(tmp, "objects/"+o.Key)
+	}
+	if err != nil {
+		s.root.Remove(tmp)
+		return fmt.Errorf("write sidecar of %q: %w", UnescapeKey(o.Key), mapErr(err))
+	}
+	return s.syncDir(dir)
+}
+
+func nilIfEmpty(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 || string(b) == "{}" || string(b) == "null" {
+		return nil
+	}
+	return b
+}
+
+// mkdirAll creates dir and its parents inside the root, fsyncing the parent of
+// each folder it creates so that the new entries survive a crash.
+func (s *Store) mkdirAll(dir string) error {
+	if fi, err := s.root.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != "." && parent != dir {
+		if err := s.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := s.root.Mkdir(dir, 0o750); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			if fi, serr := s.root.Stat(dir); serr == nil && fi.IsDir() {
+				return nil // made by a concurrent store
+			}
+		}
+		return fmt.Errorf("create folder %s: %w", dir, mapErr(err))
+	}
+	return s.syncDir(parent)
+}
+
+// UnescapeKey returns key with every segment decoded, for messages and display.
+func UnescapeKey(key string) string {
+	out := ""
+	for i, seg := range splitKey(key) {
+		if i > 0 {
+			out += "/"
+		}
+		out += UnescapeSegment(seg)
+	}
+	return out
+}

@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+	"unicode/utf8"
+)
+
+// Update changes the record of the object at key (metadata, properties,
+// content type, modification time) without touching its bytes. fn returns
+// false to leave the object as it was. The bytes, size and hash cannot change.
+func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (Object, error) {
+	s.tree.RLock()
+	defer s.tree.RUnlock()
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	o, err := s.idx.get(ctx, key)
+	if err != nil {
+		return o, err
+	}
+	n := o
+	if !fn(&n) {
+		return o, nil
+	}
+	n.Key, n.Blob, n.Size, n.SHA256, n.Created = o.Key, o.Blob, o.Size, o.SHA256, o.Created
+	if err := s.writeSidecar(n); err != nil {
+		return o, err
+	}
+	return n, s.idx.tx(ctx, func(tx *sql.Tx) error { return putObject(ctx, tx, n) })
+}
+
+// Delete removes the object at key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	s.tree.RLock()
+	defer s.tree.RUnlock()
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.deleteLocked(ctx, key)
+}
+
+func (s *Store) deleteLocked(ctx context.Context, key string) error {
+	o, err := s.idx.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := s.root.Remove("objects/" + key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove sidecar of %q: %w", UnescapeKey(key), mapErr(err))
+	}
+	parent, _ := Split(key)
+	if err := s.syncDir(join("objects", parent)); err != nil {
+		return err
+	}
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key = ?`, key)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.removeBlob(o.Blob)
+	return nil
+}
+
+func join(dir, key string) string {
+	if key == "" {
+		return dir
+	}
+	return dir + "/" + key
+}
+
+// Mkdir creates an empty folder at key. Its parent must exist.
+func (s *Store) Mkdir(ctx context.Context, key string) error {
+	s.tree.RLock()
+	defer s.tree.RUnlock()
+	if key == "" {
+		return ErrExists
+	}
+	if _, err := s.idx.get(ctx, key); err == nil {
+		return ErrExists
+	}
+	if _, err := s.StatDir(ctx, key); err == nil {
+		return ErrExists
+	}
+	parent, _ := Split(key)
+	if _, err := s.StatDir(ctx, parent); err != nil {
+		return fmt.Errorf("%w: parent folder missing", ErrConflict)
+	}
+	if err := s.root.Mkdir("objects/"+key, 0o750); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return ErrExists
+		}
+		return fmt.Errorf("create folder: %w", mapErr(err))
+	}
+	if err := s.syncDir(join("objects", parent)); err != nil {
+		return err
+	}
+	return s.idx.tx(ctx, func(tx *sql.Tx) error { return putDirs(ctx, tx, key, time.Now()) })
+}
+
+// RemoveAll removes the object or the folder (with everything below it) at key.
+func (s *Store) RemoveAll(ctx context.Context, key string) error {
+	if _, err := s.idx.get(ctx, key); err == nil {
+		return s.Delete(ctx, key)
+	}
+	if key == "" {
+		return fmt.Errorf("%w: cannot remove the root", ErrConflict)
+	}
+	s.tree.Lock()
+	defer s.tree.Unlock()
+	if _, err := s.StatDir(ctx, key); err != nil {
+		return err
+	}
+	var blobs []string
+	lo, hi := prefixRange(key)
+	rows, err := s.idx.r.QueryContext(ctx, `SELECT blob FROM objects WHERE key > ? AND key < ?`, lo, hi)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	for rows.Next() {
+		var b string
+		rows.Scan(&b)
+		blobs = append(blobs, b)
+	}
+	rows.Close()
+	// Removing the sidecars is what deletes; move them out of the tree in one
+	// rename first, so that a crash midway cannot leave half a folder.
+	trash := "tmp/" + newVersion() + ".removed"
+	if err := s.root.Rename("objects/"+key, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove folder: %w", mapErr(err))
+	}
+	parent, _ := Split(key)
+	if err := s.syncDir(join("objects", parent)); err != nil {
+		return err
+	}
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key > ? AND key < ?`, lo, hi); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM dirs WHERE key = ? OR (key > ? AND key < ?)`, key, lo, hi)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.root.RemoveAll(trash)
+	for _, b := range blobs {
+		s.removeBlob(b)
+	}
+	return nil
+}
+
+// Move renames the object or folder at src to dst. With overwrite, whatever
+// is at dst is replaced; without, an existing dst is ErrExists. dst's parent
+// folder must exist.
+func (s *Store) Move(ctx context.Context, src, dst string, overwrite bool) error {
+	return s.moveOrCopy(ctx, src, dst, overwrite, true)
+}
+
+// Copy copies the object or folder at src to dst, as Move does. Blobs are
+// immutable, so an object's copy shares its bytes by a hard link.
+func (s *Store) Copy(ctx context.Context, src, dst string, overwrite bool) error {
+	return s.moveOrCopy(ctx, src, dst, overwrite, false)
+}
+
+func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move bool) error {
+	if src == "" || dst == "" {
+		return fmt.Errorf("%w: cannot move or copy the root", ErrConflict)
+	}
+	if src == dst || (len(dst) > len(src) && dst[:len(src)+1] == src+"/") {
+		return fmt.Errorf("%w: destination inside source", ErrConflict)
+	}
+	s.tree.Lock()
+	defer s.tree.Unlock()
+	dstParent, _ := Split(dst)
+	if _, err := s.StatDir(ctx, dstParent); err != nil {
+		return fmt.Errorf("%w: destination folder missing", ErrConflict)
+	}
+	srcObj, srcErr := s.idx.get(ctx, src)
+	if srcErr != nil && !errors.Is(srcErr, ErrNotFound) {
+		return srcErr
+	}
+	isObj := srcErr == nil
+	if !isObj {
+		if _, err := s.StatDir(ctx, src); err != nil {
+			return err
+		}
+	}
+	_, dstObjErr := s.idx.get(ctx, dst)
+	_, dstDirErr := s.StatDir(ctx, dst)
+	if dstObjErr == nil || dstDirErr == nil {
+		if !overwrite {
+			return ErrExists
+		}
+		s.tree.Unlock()
+		err := s.RemoveAll(ctx, dst)
+		s.tree.Lock()
+		if err != nil {
+			return err
+		}
+	}
+	if isObj {
+		return s.moveObject(ctx, srcObj, dst, move)
+	}
+	if move {
+		return s.moveDir(ctx, src, dst)
+	}
+	return s.copyDir(ctx, src, dst)
+}
+
+func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool) error {
+	src := o.Key
+	o.Key = dst
+	if !move {
+		blob := newVersion()
+		if err := s.root.Link(blobPath(o.Blob), blobPath(blob)); err != nil {
+			return fmt.Errorf("copy %q: %w", UnescapeKey(src), mapErr(err))
+		}
+		if err := s.syncDir(blobPath(blob)[:len("blobs/xx")]); err != nil {
+			return err
+		}
+		o.Blob = blob
+		o.Created = time.Now()
+		o.Updated = o.Created
+	}
+	if err := s.writeSidecar(o); err != nil {
+		return err
+	}
+	if move {
+		if err := s.root.Remove("objects/" + src); err != nil {
+			return fmt.Errorf("remove moved sidecar: %w", mapErr(err))
+		}
+		srcParent, _ := Split(src)
+		if err := s.syncDir(join("objects", srcParent)); err != nil {
+			return err
+		}
+	}
+	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if move {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
+				return err
+			}
+		}
+		return putObject(ctx, tx, o)
+	})
+}
+
+func (s *Store) moveDir(ctx context.Context, src, dst string) error {
+	if err := s.root.Rename("objects/"+src, "objects/"+dst); err != nil {
+		return fmt.Errorf("move folder: %w", mapErr(err))
+	}
+	srcParent, _ := Split(src)
+	dstParent, _ := Split(dst)
+	if err := s.syncDir(join("objects", srcParent)); err != nil {
+		return err
+	}
+	if err := s.syncDir(join("objects", dstParent)); err != nil {
+		return err
+	}
+	lo, hi := prefixRange(src)
+	n := utf8.RuneCountInString(src) + 1 // substr counts characters from 1: the rest of the key after src
+	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`UPDATE objects SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
+			`UPDATE dirs SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, dst, n, lo, hi); err != nil {
+				return fmt.Errorf("index: move folder: %w", err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src)
+		return err
+	})
+}
+
+func (s *Store) copyDir(ctx context.Context, src, dst string) error {
+	if err := s.root.Mkdir("objects/"+dst, 0o750); err != nil {
+		return fmt.Errorf("copy folder: %w", mapErr(err))
+	}
+	dstParent, _ := Split(dst)
+	if err := s.syncDir(join("objects", dstParent)); err != nil {
+		return err
+	}
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return putDirs(ctx, tx, dst, time.Now()) }); err != nil {
+		return err
+	}
+	children, err := s.List(ctx, src)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		to := dst + "/" + c.Name
+		if c.IsDir {
+			err = s.copyDir(ctx, c.Key, to)
+		} else {
+			err = s.moveObject(ctx, c.Object, to, false)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
