@@ -131,4 +131,3 @@ func (s *Store) sweepBlobs(referenced map[string]bool) error {
 	}
 	return nil
 }
-

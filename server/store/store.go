@@ -81,7 +81,7 @@ type Store struct {
 	log     *slog.Logger
 	maxSize int64
 
-	tree    sync.RWMutex   // held exclusively by folder moves and deletes
+	tree    sync.RWMutex    // held exclusively by folder moves and deletes
 	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
 	bufs    sync.Pool
 }
