@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS dirs (
 CREATE INDEX IF NOT EXISTS dirs_parent ON dirs(parent);
 `
 
+// schemas are run in order when the index opens; files that own further
+// tables append theirs in init.
+var schemas = []string{schema}
+
 func openIndex(path string) (*index, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
@@ -57,9 +61,11 @@ func openIndex(path string) (*index, error) {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	if _, err := w.Exec(schema); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("create index schema in %s: %w", path, err)
+	for _, sc := range schemas {
+		if _, err := w.Exec(sc); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("create index schema in %s: %w", path, err)
+		}
 	}
 	r, err := sql.Open("sqlite", dsn+"&mode=ro")
 	if err != nil {
