@@ -62,6 +62,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: st, auth: a, reg: prometheus.NewRegistry()}
 	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, MaxBody: int64(cfg.MaxBody), Log: log}
+	if cfg.DAV.Enabled {
+		if s.dav, err = newDAV(cfg, st, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	s.m = newMetrics(s.reg)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
