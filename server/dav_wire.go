@@ -5,10 +5,19 @@ import (
 	"net/http"
 
 	"github.com/attachd/attachd/server/config"
+	"github.com/attachd/attachd/server/dav"
 	"github.com/attachd/attachd/server/store"
 )
 
 // newDAV builds the WebDAV handler served at /dav/.
 func newDAV(cfg config.Config, st *store.Store, log *slog.Logger) (http.Handler, error) {
-	return nil, nil // the WebDAV drive is built in server/dav
+	return dav.New(dav.Options{
+		Store:     st,
+		Prefix:    "/dav",
+		PublicURL: cfg.PublicURL,
+		ByDate:    cfg.DAV.ByDate,
+		HideJunk:  cfg.DAV.HideJunk,
+		MaxBody:   int64(cfg.MaxBody),
+		Log:       log,
+	})
 }

@@ -1,0 +1,279 @@
+// Package dav serves attachd's store over WebDAV (RFC 4918, class 1 and 2).
+//
+// The tree at /dav/ is the store's: /dav/<key> is the object stored at <key>,
+// folders are implied by keys or made by MKCOL. Every write goes through the
+// store (atomic, fsync'd, indexed), locks and dead properties are kept in the
+// store's index, and PROPFIND answers from one index listing per collection.
+//
+// The protocol layer is attachd's own rather than golang.org/x/net/webdav's
+// Handler: x/net's PUT truncates in place and cannot tell an aborted upload
+// from a finished one, its LockSystem cannot express shared locks, it ignores
+// ETags and Not in If: headers, and its PROPFIND opens and stats every child
+// (webdav-anchors §3.1–3.8). Each of those would have to be intercepted before
+// x/net saw the request, leaving it nothing to do. The package still speaks
+// x/net's vocabulary where it fits: If: conditions are webdav.Condition values.
+package dav
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/attachd/attachd/server/auth"
+	"github.com/attachd/attachd/server/store"
+)
+
+// Junk-file modes (Options.HideJunk).
+const (
+	JunkOff    = "off"    // treat OS junk like any other file
+	JunkHide   = "hide"   // store it, but leave it out of listings
+	JunkRefuse = "refuse" // refuse to create it (403)
+)
+
+// Options configure a Handler.
+type Options struct {
+	Store *store.Store
+	// Prefix is the path the handler is mounted at, without a trailing slash: "/dav".
+	Prefix string
+	// PublicURL is the base URL clients reach attachd's root at through a
+	// reverse proxy, or "". Its path is put in front of every href, and
+	// Destination and If: URLs on its host are accepted.
+	PublicURL string
+	ByDate    bool   // serve the read-only @by-date view
+	HideJunk  string // JunkOff, JunkHide or JunkRefuse
+	MaxBody   int64  // largest PUT body; 0: no limit
+	Log       *slog.Logger
+}
+
+// Handler is the WebDAV handler. The caller authenticates each request and
+// puts the user in its context (auth.WithUser); only OPTIONS is answered
+// without one.
+type Handler struct {
+	opts       Options
+	st         *store.Store
+	hrefPrefix string // path prefix of every href: public path + Prefix
+	publicHost string
+	log        *slog.Logger
+}
+
+// New returns a Handler for opts.
+func New(opts Options) (*Handler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("dav: no store")
+	}
+	h := &Handler{opts: opts, st: opts.Store, log: opts.Log}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	switch opts.HideJunk {
+	case "":
+		h.opts.HideJunk = JunkHide
+	case JunkOff, JunkHide, JunkRefuse:
+	default:
+		return nil, fmt.Errorf("dav: hide_junk: want %q, %q or %q, got %q", JunkOff, JunkHide, JunkRefuse, opts.HideJunk)
+	}
+	h.opts.Prefix = strings.TrimRight(opts.Prefix, "/")
+	h.hrefPrefix = h.opts.Prefix
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("dav: public_url %q is not an absolute URL", opts.PublicURL)
+		}
+		h.publicHost = u.Host
+		h.hrefPrefix = strings.TrimRight(u.EscapedPath(), "/") + h.opts.Prefix
+	}
+	return h, nil
+}
+
+// request is one request being served, with its target resolved.
+type request struct {
+	h   *Handler
+	w   http.ResponseWriter
+	r   *http.Request
+	u   *auth.User
+	rel string // the target's key relative to the user's root
+	key string // the target's key in the store
+	// view is set when the target is in the @by-date view: key is then
+	// meaningless and view names the virtual resource.
+	view *viewPath
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u := auth.FromContext(r.Context())
+	if r.Method == http.MethodOptions {
+		// Answered before anything is looked up: Windows' mini-redirector
+		// sends its first OPTIONS without credentials (webdav-anchors §4.1).
+		h.options(w, r)
+		return
+	}
+	if u == nil {
+		auth.Challenge(w)
+		return
+	}
+	q := &request{h: h, w: w, r: r, u: u}
+	rel, view, err := h.resolve(r.URL.EscapedPath())
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	q.rel, q.key, q.view = rel, u.Key(rel), view
+	if isWrite(r.Method) {
+		if !u.Write {
+			q.fail(errReadOnlyUser)
+			return
+		}
+		if view != nil {
+			q.fail(errReadOnlyView)
+			return
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		q.get()
+	case http.MethodPut:
+		q.put()
+	case http.MethodDelete:
+		q.delete()
+	case "MKCOL":
+		q.mkcol()
+	case "COPY", "MOVE":
+		q.copyMove(r.Method == "MOVE")
+	case "PROPFIND":
+		q.propfind()
+	case "PROPPATCH":
+		q.proppatch()
+	case "LOCK":
+		q.lock()
+	case "UNLOCK":
+		q.unlock()
+	default:
+		w.Header().Set("Allow", allowed)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPut, http.MethodDelete, "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK":
+		return true
+	}
+	return false
+}
+
+func (h *Handler) options(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("DAV", "1, 2")
+	w.Header().Set("Allow", allowed)
+	// Office and Windows look for this before they treat the server as WebDAV.
+	w.Header().Set("MS-Author-Via", "DAV")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// resolve turns the escaped path of a request (or of a Destination or If:
+// URL, once stripped to its path) into a key relative to the user's root,
+// with store.CanonicalPath, the one canonicaliser. A path in the @by-date
+// view also returns the view position.
+func (h *Handler) resolve(escaped string) (string, *viewPath, error) {
+	rest, ok := strings.CutPrefix(escaped, h.opts.Prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", nil, errOutside
+	}
+	rel, err := store.CanonicalPath(rest)
+	if err != nil {
+		return "", nil, err
+	}
+	if h.opts.ByDate {
+		if v, ok := parseViewPath(rel); ok {
+			return rel, v, nil
+		}
+	}
+	return rel, nil, nil
+}
+
+// resolveURL resolves an absolute URL or absolute path sent in a
+// Destination header or an If: resource tag. A URL on another host than the
+// request's or the public URL's is errOtherServer (RFC 4918 §9.8.5: 502).
+func (h *Handler) resolveURL(r *http.Request, raw string) (string, *viewPath, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: bad URL %q", errBadRequest, raw)
+	}
+	p := u.EscapedPath()
+	if u.Host != "" {
+		switch {
+		case h.publicHost != "" && strings.EqualFold(u.Host, h.publicHost):
+			// Behind a reverse proxy the client names the public host
+			// and path (hacdias/webdav #59, #228): map it back to ours.
+			pub := strings.TrimSuffix(h.hrefPrefix, h.opts.Prefix)
+			if !strings.HasPrefix(p, pub+"/") {
+				return "", nil, errOtherServer
+			}
+			p = p[len(pub):]
+		case strings.EqualFold(u.Host, r.Host):
+		default:
+			return "", nil, errOtherServer
+		}
+	} else if !strings.HasPrefix(p, "/") {
+		return "", nil, fmt.Errorf("%w: URL %q is not absolute", errBadRequest, raw)
+	}
+	rel, view, err := h.resolve(p)
+	if errors.Is(err, errOutside) {
+		err = errOtherServer
+	}
+	return rel, view, err
+}
+
+// href returns the escaped URL path of the store key for the user, with a
+// trailing slash for a collection, and whether the key is within the user's
+// root at all.
+func (q *request) href(key string, dir bool) (string, bool) {
+	rel, ok := q.u.Inside(key)
+	if !ok {
+		return "", false
+	}
+	return q.h.relHref(rel, dir), true
+}
+
+// relHref returns the escaped URL path of a user-relative key.
+func (h *Handler) relHref(rel string, dir bool) string {
+	b := make([]byte, 0, len(h.hrefPrefix)+len(rel)+8)
+	b = append(b, h.hrefPrefix...)
+	b = append(b, '/')
+	b = appendEscapedKey(b, rel)
+	if dir && rel != "" {
+		b = append(b, '/')
+	}
+	return string(b)
+}
+
+// appendEscapedKey appends a key as a URL path: each segment decoded from the
+// key's escaping, then percent-encoded for a URL.
+func appendEscapedKey(b []byte, key string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c == '%' && i+2 < len(key) {
+			// The key's own escape (store.EscapeSegment): the same %XX in a URL.
+			b = append(b, key[i:i+3]...)
+			i += 2
+			continue
+		}
+		if urlSafe(c) || c == '/' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return b
+}
+
+func urlSafe(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0
+}

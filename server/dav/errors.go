@@ -1,0 +1,92 @@
+package dav
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/attachd/attachd/server/store"
+)
+
+// Errors of the protocol layer; fail maps them and the store's to statuses.
+var (
+	errBadRequest   = errors.New("bad request")
+	errOutside      = errors.New("path outside the WebDAV tree")
+	errOtherServer  = errors.New("destination is on another server")
+	errReadOnlyUser = errors.New("this login is read-only")
+	errReadOnlyView = errors.New("the @by-date view is read-only")
+	errForbidden    = errors.New("forbidden")
+	errJunk         = errors.New("OS metadata files are refused here (dav.hide_junk = \"refuse\")")
+	errPrecondition = errors.New("precondition failed")
+	errLocked       = errors.New("locked: submit the lock token in an If: header")
+	errNotAllowed   = errors.New("method not allowed on this resource")
+	errUnsupported  = errors.New("unsupported media type: this method takes no body")
+	errFiniteDepth  = errors.New("Depth: infinity PROPFIND is not supported")
+)
+
+// fail answers the request with the status err maps to. Server-side errors
+// are logged; the client gets a short message without internals.
+func (q *request) fail(err error) {
+	status := statusOf(err)
+	switch status {
+	case http.StatusInternalServerError:
+		q.h.log.Error("webdav request failed", "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+		http.Error(q.w, "internal error", status)
+		return
+	case http.StatusLocked:
+		var le *lockedError
+		if errors.As(err, &le) && le.href != "" {
+			q.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			q.w.WriteHeader(status)
+			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:lock-token-submitted><D:href>` +
+				escapeString(le.href) + `</D:href></D:lock-token-submitted></D:error>`))
+			return
+		}
+	case http.StatusForbidden:
+		if errors.Is(err, errFiniteDepth) {
+			// RFC 4918 §9.1: say which precondition failed.
+			q.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			q.w.WriteHeader(status)
+			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
+			return
+		}
+	}
+	http.Error(q.w, err.Error(), status)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errBadRequest), errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrShortBody):
+		return http.StatusBadRequest
+	case errors.Is(err, errOutside), errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errOtherServer):
+		return http.StatusBadGateway
+	case errors.Is(err, errReadOnlyUser), errors.Is(err, errReadOnlyView), errors.Is(err, errForbidden),
+		errors.Is(err, errJunk), errors.Is(err, errFiniteDepth):
+		return http.StatusForbidden
+	case errors.Is(err, errPrecondition), errors.Is(err, store.ErrExists):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, errLocked), errors.Is(err, store.ErrLocked):
+		return http.StatusLocked
+	case errors.Is(err, errNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, errUnsupported):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotEmpty):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, context.Canceled):
+		return 499 // the client went away; nobody reads this
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+const xmlHeader = `<?xml version="1.0" encoding="utf-8"?>` + "\n"
