@@ -314,4 +314,3 @@ func (q *request) getView() {
 	}
 	q.writeListing(self.href, entries, false)
 }
-

@@ -345,4 +345,3 @@ func parseLockInfo(body []byte) (lockInfo, error) {
 	}
 	return li, nil
 }
-
