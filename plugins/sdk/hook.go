@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/internal/chunkio"
 	pb "github.com/attachd/attachd/plugins/proto"
 )
 
@@ -157,50 +158,19 @@ func ContentRange(ctx context.Context, key, sha256 string, off, n int64) (io.Rea
 		cancel()
 		return nil, fromStatus(err)
 	}
-	r := &chunkReader{recv: stream.Recv, cancel: cancel}
-	// Read the first chunk now so that a missing object fails here.
-	if err := r.fill(); err != nil && err != io.EOF {
+	r := chunkio.NewReader(func() ([]byte, error) {
+		c, err := stream.Recv()
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		return c.Data, nil
+	}, cancel)
+	// Wait for the first chunk so that a missing object fails here.
+	if err := r.Fill(); err != nil && err != io.EOF {
 		cancel()
 		return nil, err
 	}
 	return r, nil
-}
-
-// chunkReader turns a stream of chunks into an io.Reader.
-type chunkReader struct {
-	recv   func() (*pb.Chunk, error)
-	cancel context.CancelFunc
-	buf    []byte
-	err    error
-}
-
-func (r *chunkReader) fill() error {
-	for len(r.buf) == 0 && r.err == nil {
-		c, err := r.recv()
-		if err != nil {
-			r.err = fromStatus(err)
-			break
-		}
-		r.buf = c.Data
-	}
-	if len(r.buf) > 0 {
-		return nil
-	}
-	return r.err
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if err := r.fill(); err != nil {
-		return 0, err
-	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
-}
-
-func (r *chunkReader) Close() error {
-	r.cancel()
-	return nil
 }
 
 func fromStatus(err error) error {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/internal/chunkio"
 	pb "github.com/attachd/attachd/plugins/proto"
 )
 
@@ -87,24 +88,9 @@ func (ss *storageServer) Read(req *pb.ReadRequest, stream grpc.ServerStreamingSe
 		return toStatus(err)
 	}
 	defer r.Close()
-	for {
-		// A fresh buffer per chunk: gRPC may still hold a sent message.
-		buf := make([]byte, chunk)
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			// Send blocks while the host's flow-control window is full:
-			// that is the backpressure that keeps memory flat.
-			if serr := stream.Send(&pb.Chunk{Data: buf[:n]}); serr != nil {
-				return serr
-			}
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return toStatus(err)
-		}
-	}
+	return toStatus(chunkio.Send(r, chunk, func(b []byte) error {
+		return stream.Send(&pb.Chunk{Data: b})
+	}))
 }
 
 func (ss *storageServer) Write(stream grpc.ClientStreamingServer[pb.WriteRequest, pb.BlobInfo]) error {

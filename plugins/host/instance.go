@@ -1,0 +1,219 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/attachd/attachd/plugins/proto"
+)
+
+// envAllowList is what a plugin inherits from attachd's environment: enough
+// to find temp space and reach a remote store through a proxy, and nothing
+// else (attachd's own secrets may live in its environment).
+var envAllowList = []string{"PATH", "TMPDIR", "TZ", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+
+// permanentError is a start failure that a restart cannot fix (bad pin,
+// wrong name, refused configuration): the plugin is disabled at once.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// instance is one running plugin process and its gRPC clients.
+type instance struct {
+	client  *plugin.Client
+	rpc     plugin.ClientProtocol
+	pid     int
+	info    *pb.DescribeResponse
+	chunk   int
+	storage pb.StorageClient
+	hook    pb.HookClient
+}
+
+// conn is what the host side of the go-plugin "plugin" dispenses.
+type conn struct {
+	broker *plugin.GRPCBroker
+	cc     *grpc.ClientConn
+}
+
+type hostPlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("attachd does not serve plugins")
+}
+
+func (hostPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return &conn{broker: b, cc: cc}, nil
+}
+
+// start runs the plugin, checks what it says it is, and configures it.
+// Errors name the plugin and say what to fix.
+func (s *supervisor) start() (*instance, error) {
+	cfg := &s.m.cfg
+	path, err := Locate(cfg.Dir, s.name)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	want, err := hex.DecodeString(strings.ToLower(s.pin.SHA256))
+	if err != nil || len(want) != sha256.Size {
+		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s] sha256 must be 64 hex digits", s.name, s.name))
+	}
+	got, err := HashFile(path)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("plugin %s: %w", s.name, err))
+	}
+	if got != hex.EncodeToString(want) {
+		return nil, permanent(fmt.Errorf("plugin %s: %s has sha256 %s, but [plugin.%s] sha256 pins %s; "+
+			"if you trust this file, set sha256 = %q", s.name, path, got, s.name, strings.ToLower(s.pin.SHA256), got))
+	}
+	configJSON, err := json.Marshal(orEmpty(s.pin.Config))
+	if err != nil {
+		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s.config]: %w", s.name, s.name, err))
+	}
+	secretsJSON, err := json.Marshal(orEmpty(s.pin.Secrets))
+	if err != nil {
+		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s.secrets]: %w", s.name, s.name, err))
+	}
+
+	cmd := exec.Command(path)
+	cmd.Env = allowedEnv()
+	setProcAttr(cmd)
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  pb.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{pb.APIVersion: {pb.PluginSetKey: hostPlugin{}}},
+		Cmd:              cmd,
+		// go-plugin hashes the file again right before exec: the window in
+		// which a swapped file would run is as short as it can be.
+		SecureConfig:     &plugin.SecureConfig{Checksum: want, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     cfg.StartTimeout,
+		Logger:           newHCLogger(s.m.log, s.name),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize))},
+	})
+	inst := &instance{client: client}
+	fail := func(err error) (*instance, error) {
+		s.kill(inst)
+		return nil, err
+	}
+	rpc, err := client.Client()
+	if pid, perr := strconv.Atoi(client.ID()); perr == nil {
+		inst.pid = pid
+	}
+	if err != nil {
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return fail(permanent(fmt.Errorf("plugin %s: %s changed while being started: %w", s.name, path, err)))
+		}
+		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, path, startHint(err)))
+	}
+	inst.rpc = rpc
+	raw, err := rpc.Dispense(pb.PluginSetKey)
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: %w", s.name, err))
+	}
+	c := raw.(*conn)
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	defer cancel()
+	info, err := pb.NewInfoClient(c.cc).Describe(ctx, &pb.Empty{})
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: describe: %w", s.name, err))
+	}
+	if info.Name != s.name {
+		return fail(permanent(fmt.Errorf("plugin %s: the file is named for %q but the plugin says it is %q", s.name, s.name, info.Name)))
+	}
+	if !slices.Contains(info.ApiVersions, pb.APIVersion) {
+		return fail(permanent(fmt.Errorf("plugin %s: speaks plugin API versions %v, attachd speaks %d; get a matching build", s.name, info.ApiVersions, pb.APIVersion)))
+	}
+	inst.info = info
+
+	var brokerID uint32
+	if slices.Contains(info.Kinds, pb.Kind_KIND_HOOK) && cfg.Content != nil {
+		brokerID = c.broker.NextId()
+		go c.broker.AcceptAndServe(brokerID, newHostBlobsServer(cfg.Content, cfg.ChunkSize))
+	}
+	resp, err := pb.NewInfoClient(c.cc).Configure(ctx, &pb.ConfigureRequest{
+		ConfigJson:        configJSON,
+		SecretsJson:       secretsJSON,
+		ProposedChunkSize: uint32(cfg.ChunkSize),
+		HostBlobsBrokerId: brokerID,
+	})
+	if err != nil {
+		if status.Code(err) == codes.InvalidArgument {
+			return fail(permanent(fmt.Errorf("plugin %s: [plugin.%s] %s", s.name, s.name, status.Convert(err).Message())))
+		}
+		return fail(fmt.Errorf("plugin %s: configure: %w", s.name, err))
+	}
+	if resp.ChunkSize == 0 || resp.ChunkSize > pb.MaxChunkSize {
+		return fail(permanent(fmt.Errorf("plugin %s: chose chunk size %d, want 1 byte to %d", s.name, resp.ChunkSize, pb.MaxChunkSize)))
+	}
+	inst.chunk = int(resp.ChunkSize)
+	if slices.Contains(info.Kinds, pb.Kind_KIND_STORAGE) {
+		inst.storage = pb.NewStorageClient(c.cc)
+	}
+	if slices.Contains(info.Kinds, pb.Kind_KIND_HOOK) {
+		inst.hook = pb.NewHookClient(c.cc)
+	}
+	return inst, nil
+}
+
+// startHint adds the usual cause to go-plugin's handshake error.
+func startHint(err error) error {
+	if strings.Contains(err.Error(), "Unrecognized remote plugin message") {
+		return fmt.Errorf("%w\n(the plugin wrote to stdout before serving; plugins must log to stderr only)", err)
+	}
+	return err
+}
+
+func allowedEnv() []string {
+	var env []string
+	for _, k := range envAllowList {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// kill stops the plugin: go-plugin asks it to shut down, waits 2 s, then
+// kills it; Kill has been seen to hang (terraform #38939), hence the timeout,
+// after which the process group is killed regardless.
+func (s *supervisor) kill(inst *instance) {
+	done := make(chan struct{})
+	go func() {
+		inst.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.m.cfg.KillTimeout):
+		s.m.log.Warn("plugin did not stop in time; killing it", "plugin", s.name, "pid", inst.pid)
+	}
+	killGroup(inst.pid)
+}
