@@ -51,3 +51,21 @@ func TestConformanceExample(t *testing.T) {
 	b := runPlugin(t, "example", nil, nil)
 	storetest.Run(t, func(*testing.T) store.Backend { return b })
 }
+
+// TestConformanceSFTP runs the suite through attachd-plugin-sftp against
+// the OpenSSH sshd started by .ci/sshd.sh.
+func TestConformanceSFTP(t *testing.T) {
+	env := needEnv(t, "ATTACHD_SFTP_ADDR", "ATTACHD_SFTP_USER", "ATTACHD_SFTP_KEY", "ATTACHD_SFTP_HOST_KEY", "ATTACHD_SFTP_ROOT")
+	hostKey, err := os.ReadFile(env[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := runPlugin(t, "sftp", map[string]any{
+		"address":          env[0],
+		"user":             env[1],
+		"private_key_file": env[2],
+		"host_key":         string(hostKey),
+		"root":             env[4],
+	}, nil)
+	storetest.Run(t, func(*testing.T) store.Backend { return b })
+}
