@@ -1,7 +1,9 @@
 package host_test
 
 import (
+	"crypto/rand"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/attachd/attachd/plugins/host"
@@ -67,5 +69,17 @@ func TestConformanceSFTP(t *testing.T) {
 		"host_key":         string(hostKey),
 		"root":             env[4],
 	}, nil)
+	storetest.Run(t, func(*testing.T) store.Backend { return b })
+}
+
+// TestConformanceAzblob runs the suite through attachd-plugin-azblob
+// against the Azurite started by .ci/azurite.sh, with a fresh container.
+func TestConformanceAzblob(t *testing.T) {
+	env := needEnv(t, "ATTACHD_AZURITE_URL", "ATTACHD_AZURITE_ACCOUNT", "ATTACHD_AZURITE_KEY")
+	b := runPlugin(t, "azblob", map[string]any{
+		"account_url":  env[0],
+		"account_name": env[1],
+		"container":    "conformance-" + strings.ToLower(rand.Text()[:8]),
+	}, map[string]any{"account_key": env[2]})
 	storetest.Run(t, func(*testing.T) store.Backend { return b })
 }
