@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -92,6 +93,7 @@ func (s *supervisor) start() (*instance, error) {
 		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s.secrets]: %w", s.name, s.name, err))
 	}
 
+	tail := &tailWriter{}
 	cmd := exec.Command(path)
 	cmd.Env = allowedEnv()
 	setProcAttr(cmd)
@@ -106,6 +108,7 @@ func (s *supervisor) start() (*instance, error) {
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     cfg.StartTimeout,
+		Stderr:           tail,
 		Logger:           newHCLogger(s.m.log, s.name),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize))},
@@ -123,7 +126,7 @@ func (s *supervisor) start() (*instance, error) {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return fail(permanent(fmt.Errorf("plugin %s: %s changed while being started: %w", s.name, path, err)))
 		}
-		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, path, startHint(err)))
+		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, path, startError(err, tail.String())))
 	}
 	inst.rpc = rpc
 	raw, err := rpc.Dispense(pb.PluginSetKey)
@@ -176,12 +179,49 @@ func (s *supervisor) start() (*instance, error) {
 	return inst, nil
 }
 
-// startHint adds the usual cause to go-plugin's handshake error.
-func startHint(err error) error {
-	if strings.Contains(err.Error(), "Unrecognized remote plugin message") {
-		return fmt.Errorf("%w\n(the plugin wrote to stdout before serving; plugins must log to stderr only)", err)
+// startError rewrites go-plugin's handshake errors, which list unlikely
+// causes, into the likely one, with the end of the plugin's stderr.
+func startError(err error, stderr string) error {
+	msg := err.Error()
+	if stderr != "" {
+		stderr = "; its stderr ends with: " + stderr
 	}
-	return err
+	const unrecognized = "Unrecognized remote plugin message: "
+	i := strings.Index(msg, unrecognized)
+	switch {
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"),
+		strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("the plugin exited before the handshake%s", stderr)
+	case i >= 0:
+		line, _, _ := strings.Cut(msg[i+len(unrecognized):], "\n")
+		return fmt.Errorf("the plugin wrote %q to stdout before serving; plugins must log to stderr only (sdk.Logger)", line)
+	}
+	return fmt.Errorf("%w%s", err, stderr)
+}
+
+// tailWriter keeps the last bytes written to it: the plugin's stderr, for
+// start errors (the lines are also logged, but may be far away in the log).
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailSize = 1024
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > tailSize {
+		w.buf = w.buf[len(w.buf)-tailSize:]
+	}
+	return len(p), nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.TrimSpace(string(w.buf))
 }
 
 func allowedEnv() []string {

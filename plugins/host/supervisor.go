@@ -128,11 +128,19 @@ func (s *supervisor) run(first chan<- error) {
 	for {
 		s.set(Starting, nil, nil)
 		inst, err := s.start()
+		if err == nil {
+			s.set(Ready, inst, nil)
+			s.m.log.Info("plugin ready", "plugin", s.name, "version", inst.info.Version, "pid", inst.pid)
+		}
 		if first != nil {
+			// A plugin that cannot start even once is a deployment
+			// error: New reports it instead of retrying.
+			if err != nil {
+				s.set(Disabled, nil, err)
+			}
 			first <- err
 			first = nil
 			if err != nil {
-				s.set(Disabled, nil, err)
 				return
 			}
 		}
@@ -143,8 +151,6 @@ func (s *supervisor) run(first chan<- error) {
 			return
 		}
 		if err == nil {
-			s.set(Ready, inst, nil)
-			s.m.log.Info("plugin ready", "plugin", s.name, "version", inst.info.Version, "pid", inst.pid)
 			readyAt := time.Now()
 			err = s.watch(inst)
 			s.set(Starting, nil, err)
