@@ -9,9 +9,12 @@ out=${1:?usage: plugins/build.sh DIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
+# The version the plugins report (attachd plugins list); -X is ignored by
+# plugins without a main.version variable.
+version=$(git describe --always --dirty 2>/dev/null || echo dev)
 for d in plugins/*/; do
 	name=$(basename "$d")
 	[ -f "$d/main.go" ] || continue
-	CGO_ENABLED=0 go build -trimpath -o "$out/attachd-plugin-$name" "./plugins/$name"
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$version" -o "$out/attachd-plugin-$name" "./plugins/$name"
 	sha256sum "$out/attachd-plugin-$name"
 done
