@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the embedded index: pure Go, so the binary stays static
@@ -18,6 +19,66 @@ import (
 type index struct {
 	w *sql.DB // one connection: SQLite has one writer at a time anyway
 	r *sql.DB
+	// Prepared statements, by DB and query text: parsing SQL was a third of
+	// a store's CPU time.
+	stmts   sync.Map // stmtKey → *sql.Stmt
+	pending sync.Map // write queries to prepare once the write connection is free
+}
+
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+func (x *index) cached(db *sql.DB, q string) *sql.Stmt {
+	if st, ok := x.stmts.Load(stmtKey{db, q}); ok {
+		return st.(*sql.Stmt)
+	}
+	return nil
+}
+
+// prep prepares q on db and caches it. It must not be called on the write
+// DB inside a transaction: the one connection is taken.
+func (x *index) prep(db *sql.DB, q string) (*sql.Stmt, error) {
+	if st := x.cached(db, q); st != nil {
+		return st, nil
+	}
+	st, err := db.Prepare(q)
+	if err != nil {
+		return nil, fmt.Errorf("index: prepare: %w", err)
+	}
+	if prev, loaded := x.stmts.LoadOrStore(stmtKey{db, q}, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// exec runs a write statement in tx, prepared if it has been seen before.
+func (x *index) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st := x.cached(x.w, q); st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	x.pending.Store(q, true)
+	return tx.ExecContext(ctx, q, args...)
+}
+
+// queryRow runs a read statement.
+func (x *index) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := x.prep(x.r, q)
+	if err != nil {
+		return x.r.QueryRowContext(ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a read statement returning rows.
+func (x *index) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := x.prep(x.r, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 const schema = `
@@ -77,6 +138,7 @@ func openIndex(path string) (*index, error) {
 }
 
 func (x *index) Close() error {
+	x.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	return errors.Join(x.r.Close(), x.w.Close())
 }
 
@@ -103,7 +165,7 @@ func scanObject(row scanner) (Object, error) {
 }
 
 func (x *index) get(ctx context.Context, key string) (Object, error) {
-	return scanObject(x.r.QueryRowContext(ctx, `SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
+	return scanObject(x.queryRow(ctx, `SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
 }
 
 // longest returns the object with the longest key among keys.
@@ -117,19 +179,19 @@ func (x *index) longest(ctx context.Context, keys []string) (Object, error) {
 	}
 	q := `SELECT ` + objectCols + ` FROM objects WHERE key IN (?` + strings.Repeat(",?", len(keys)-1) +
 		`) ORDER BY length(key) DESC LIMIT 1`
-	return scanObject(x.r.QueryRowContext(ctx, q, args...))
+	return scanObject(x.queryRow(ctx, q, args...))
 }
 
 // byID returns the most recently updated object whose media id or doc id is id.
 func (x *index) byID(ctx context.Context, id string) (Object, error) {
-	return scanObject(x.r.QueryRowContext(ctx, `SELECT `+objectCols+` FROM objects
+	return scanObject(x.queryRow(ctx, `SELECT `+objectCols+` FROM objects
 		WHERE key IN (SELECT key FROM objects WHERE media_id = ?1 UNION SELECT key FROM objects WHERE doc_id = ?1)
 		ORDER BY updated DESC LIMIT 1`, id))
 }
 
-func putObject(ctx context.Context, tx *sql.Tx, o Object) error {
+func (x *index) putObject(ctx context.Context, tx *sql.Tx, o Object) error {
 	parent, _ := Split(o.Key)
-	_, err := tx.ExecContext(ctx, `INSERT INTO objects (`+objectCols+`, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+	_, err := x.exec(ctx, tx, `INSERT INTO objects (`+objectCols+`, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(key) DO UPDATE SET blob=excluded.blob, size=excluded.size, sha256=excluded.sha256,
 		content_type=excluded.content_type, doc_id=excluded.doc_id, media_id=excluded.media_id,
 		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime`,
@@ -138,14 +200,14 @@ func putObject(ctx context.Context, tx *sql.Tx, o Object) error {
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}
-	return putDirs(ctx, tx, parent, o.Updated)
+	return x.putDirs(ctx, tx, parent, o.Updated)
 }
 
 // putDirs records key and its parents as collections: a key implies its folders.
-func putDirs(ctx context.Context, tx *sql.Tx, key string, t time.Time) error {
+func (x *index) putDirs(ctx context.Context, tx *sql.Tx, key string, t time.Time) error {
 	for key != "" {
 		parent, _ := Split(key)
-		res, err := tx.ExecContext(ctx, `INSERT INTO dirs (key, parent, props, created, mtime) VALUES (?,?,'{}',?,?)
+		res, err := x.exec(ctx, tx, `INSERT INTO dirs (key, parent, props, created, mtime) VALUES (?,?,'{}',?,?)
 			ON CONFLICT(key) DO NOTHING`, key, parent, t.UnixNano(), t.UnixNano())
 		if err != nil {
 			return fmt.Errorf("index folder %q: %w", key, err)
@@ -165,8 +227,11 @@ func jsonOr(b []byte) []byte {
 	return b
 }
 
-// tx runs fn in one write transaction.
+// tx runs fn in one write transaction. The request's cancellation does not
+// reach it: a store whose sidecar is committed must reach the index too.
 func (x *index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	ctx = context.WithoutCancel(ctx)
+	defer x.preparePending()
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index: begin: %w", err)
@@ -179,6 +244,15 @@ func (x *index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil
+}
+
+// preparePending prepares the write statements seen since the last call.
+func (x *index) preparePending() {
+	x.pending.Range(func(q, _ any) bool {
+		x.pending.Delete(q)
+		x.prep(x.w, q.(string))
+		return true
+	})
 }
 
 // prefixRange returns the bounds of the keys strictly below dir.

@@ -94,7 +94,7 @@ func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
 	}
 	var d Dir
 	var props string
-	err := s.idx.r.QueryRowContext(ctx, `SELECT key, props, created, mtime FROM dirs WHERE key = ?`, key).
+	err := s.idx.queryRow(ctx, `SELECT key, props, created, mtime FROM dirs WHERE key = ?`, key).
 		Scan(&d.Key, &props, &d.Created, &d.ModTime)
 	if err != nil {
 		if strings.Contains(err.Error(), "no rows") {
@@ -110,7 +110,7 @@ func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
 // in key order. It reads the index only: no file is opened.
 func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
 	var out []Entry
-	rows, err := s.idx.r.QueryContext(ctx, `SELECT key, props, created, mtime FROM dirs WHERE parent = ? ORDER BY key`, key)
+	rows, err := s.idx.query(ctx, `SELECT key, props, created, mtime FROM dirs WHERE parent = ? ORDER BY key`, key)
 	if err != nil {
 		return nil, fmt.Errorf("index: list folders: %w", err)
 	}
@@ -126,7 +126,7 @@ func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
 		out = append(out, Entry{Key: d.Key, Name: name, IsDir: true, Dir: d})
 	}
 	rows.Close()
-	rows, err = s.idx.r.QueryContext(ctx, `SELECT `+objectCols+` FROM objects WHERE parent = ? ORDER BY key`, key)
+	rows, err = s.idx.query(ctx, `SELECT `+objectCols+` FROM objects WHERE parent = ? ORDER BY key`, key)
 	if err != nil {
 		return nil, fmt.Errorf("index: list objects: %w", err)
 	}

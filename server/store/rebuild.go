@@ -30,13 +30,13 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 	count := 0
 	referenced := map[string]bool{}
 	err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM objects`); err != nil {
+		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects`); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS seen_dirs (key TEXT PRIMARY KEY)`); err != nil {
+		if _, err := s.idx.exec(ctx, tx, `CREATE TEMP TABLE IF NOT EXISTS seen_dirs (key TEXT PRIMARY KEY)`); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM seen_dirs`); err != nil {
+		if _, err := s.idx.exec(ctx, tx, `DELETE FROM seen_dirs`); err != nil {
 			return err
 		}
 		err := fs.WalkDir(s.root.FS(), "objects", func(path string, d fs.DirEntry, err error) error {
@@ -52,10 +52,10 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				if err := putDirs(ctx, tx, key, fi.ModTime()); err != nil {
+				if err := s.idx.putDirs(ctx, tx, key, fi.ModTime()); err != nil {
 					return err
 				}
-				_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO seen_dirs (key) VALUES (?)`, key)
+				_, err = s.idx.exec(ctx, tx, `INSERT OR IGNORE INTO seen_dirs (key) VALUES (?)`, key)
 				return err
 			}
 			if !d.Type().IsRegular() {
@@ -73,12 +73,12 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 			}
 			referenced[o.Blob] = true
 			count++
-			return putObject(ctx, tx, o)
+			return s.idx.putObject(ctx, tx, o)
 		})
 		if err != nil {
 			return fmt.Errorf("walk objects: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM dirs WHERE key NOT IN (SELECT key FROM seen_dirs)`)
+		_, err = s.idx.exec(ctx, tx, `DELETE FROM dirs WHERE key NOT IN (SELECT key FROM seen_dirs)`)
 		return err
 	})
 	if err != nil {

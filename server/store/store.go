@@ -423,7 +423,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 	if err := s.writeSidecar(o); err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return putObject(ctx, tx, o) }); err != nil {
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, o) }); err != nil {
 		return err
 	}
 	if old.Blob != "" && old.Blob != o.Blob {

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 )
@@ -401,4 +403,24 @@ func BenchmarkPut100KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func BenchmarkPut100KiBParallel(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b, b.TempDir())
+	defer s.Close()
+	body := randBytes(100 << 10)
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(4) // 8 uploads in flight on 2 cores, as wrk -c8 does
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := fmt.Sprintf("bench/%d", n.Add(1))
+			if _, err := s.Put(ctx, key, bytes.NewReader(body), Info{Size: -1}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -31,7 +31,7 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 	if err := s.writeSidecar(n); err != nil {
 		return o, err
 	}
-	return n, s.idx.tx(ctx, func(tx *sql.Tx) error { return putObject(ctx, tx, n) })
+	return n, s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, n) })
 }
 
 // Delete removes the object at key.
@@ -57,7 +57,7 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key = ?`, key)
+		_, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, key)
 		return err
 	}); err != nil {
 		return err
@@ -99,7 +99,7 @@ func (s *Store) Mkdir(ctx context.Context, key string) error {
 	if err := s.syncDir(join("objects", parent)); err != nil {
 		return err
 	}
-	return s.idx.tx(ctx, func(tx *sql.Tx) error { return putDirs(ctx, tx, key, time.Now()) })
+	return s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putDirs(ctx, tx, key, time.Now()) })
 }
 
 // RemoveAll removes the object or the folder (with everything below it) at key.
@@ -117,7 +117,7 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 	}
 	var blobs []string
 	lo, hi := prefixRange(key)
-	rows, err := s.idx.r.QueryContext(ctx, `SELECT blob FROM objects WHERE key > ? AND key < ?`, lo, hi)
+	rows, err := s.idx.query(ctx, `SELECT blob FROM objects WHERE key > ? AND key < ?`, lo, hi)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
@@ -138,10 +138,10 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key > ? AND key < ?`, lo, hi); err != nil {
+		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key > ? AND key < ?`, lo, hi); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM dirs WHERE key = ? OR (key > ? AND key < ?)`, key, lo, hi)
+		_, err := s.idx.exec(ctx, tx, `DELETE FROM dirs WHERE key = ? OR (key > ? AND key < ?)`, key, lo, hi)
 		return err
 	}); err != nil {
 		return err
@@ -240,11 +240,11 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 	}
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
 		if move {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
+			if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
 				return err
 			}
 		}
-		return putObject(ctx, tx, o)
+		return s.idx.putObject(ctx, tx, o)
 	})
 }
 
@@ -267,11 +267,11 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 			`UPDATE objects SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
 			`UPDATE dirs SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
 		} {
-			if _, err := tx.ExecContext(ctx, q, dst, n, lo, hi); err != nil {
+			if _, err := s.idx.exec(ctx, tx, q, dst, n, lo, hi); err != nil {
 				return fmt.Errorf("index: move folder: %w", err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src)
+		_, err := s.idx.exec(ctx, tx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src)
 		return err
 	})
 }
@@ -284,7 +284,7 @@ func (s *Store) copyDir(ctx context.Context, src, dst string) error {
 	if err := s.syncDir(join("objects", dstParent)); err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return putDirs(ctx, tx, dst, time.Now()) }); err != nil {
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putDirs(ctx, tx, dst, time.Now()) }); err != nil {
 		return err
 	}
 	children, err := s.List(ctx, src)
