@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test.sh — attachd's one test command (README, .ci/run).
+#
+# Installs what the tests need when it is missing (Debian packages, Azurite
+# from npm, Go modules), starts a throwaway OpenSSH sshd and Azurite on
+# loopback, then runs gofmt, go vet, go test -race over every package — the
+# end-to-end suites among them drive the built binary and the real plugin
+# binaries with litmus, rclone, davfs2 and cadaver — and each fuzz target
+# briefly. It stops what it started, by PID.
+#
+#   ./test.sh             everything
+#   FUZZTIME=30s ./test.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+fuzztime=${FUZZTIME:-10s}
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use. Hand installs don't survive onto a fresh
+# machine, so install here.
+pkgs=(litmus cadaver rclone davfs2 fuse3 openssh-server curl)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "test.sh: need root to install: ${missing[*]} (or: sudo apt-get install ${missing[*]})" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "test.sh: Go 1.26 is needed on PATH" >&2; exit 1; }
+command -v npm >/dev/null || { echo "test.sh: npm (Node.js 20) is needed for Azurite" >&2; exit 1; }
+
+say "go mod download"
+go mod download
+
+work=$(mktemp -d /tmp/attachd-test.XXXXXX)
+cleanup() {
+	.ci/azurite.sh stop "$work/azurite" >/dev/null 2>&1 || true
+	.ci/sshd.sh stop "$work/sshd" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "starting sshd and Azurite on loopback"
+.ci/sshd.sh start "$work/sshd"
+. "$work/sshd/env"
+.ci/azurite.sh start "$work/azurite"
+. "$work/azurite/env"
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.ci/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" $unformatted >&2
+	exit 1
+fi
+
+say "go vet"
+go vet ./...
+
+say "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+say "fuzzing, $fuzztime per target"
+fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="$fuzztime" "$1" | tail -n 2; }
+fuzz ./server/kazoo FuzzMultipart
+fuzz ./server/kazoo FuzzQuery
+fuzz ./server/kazoo FuzzBase64
+fuzz ./server/store FuzzCanonicalPath
+
+say "all tests passed"
