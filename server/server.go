@@ -61,7 +61,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st, auth: a, reg: prometheus.NewRegistry()}
-	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, MaxBody: int64(cfg.MaxBody), Log: log}
+	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
 			st.Close()

@@ -50,7 +50,8 @@ type Log struct {
 
 // Kazoo configures the Kazoo side.
 type Kazoo struct {
-	Base64 string `toml:"base64"` // "auto", "always" or "never"
+	Base64    string   `toml:"base64"`     // "auto", "always" or "never"
+	KeyParams []string `toml:"key_params"` // query parameters whose values extend the key
 }
 
 // DAV configures the WebDAV drive at /dav/.
@@ -98,13 +99,15 @@ type HookCfg struct {
 func Default() Config {
 	return Config{
 		Listen:            "127.0.0.1:37635",
+		AllowFrom:         []string{},
+		Hooks:             []string{},
 		DataDir:           "./attachd-data",
 		MaxBody:           4 << 30,
 		ShutdownGrace:     Duration(30 * time.Second),
 		ReadHeaderTimeout: Duration(10 * time.Second),
 		IdleTimeout:       Duration(120 * time.Second),
 		Log:               Log{Format: "text", Level: "info", Access: true},
-		Kazoo:             Kazoo{Base64: "auto"},
+		Kazoo:             Kazoo{Base64: "auto", KeyParams: []string{"path", "recording"}},
 		DAV:               DAV{Enabled: true, ByDate: true, HideJunk: "hide"},
 		Storage:           Storage{Backend: "local", WriteMode: "spool"},
 	}
@@ -123,6 +126,10 @@ func Load(path string) (Config, error) {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return c, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
+		// Type mismatches come as "toml: line N (last key "k"): msg".
+		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
+			return c, fmt.Errorf("%s:%s: key %q: %s", path, m[1], m[2], m[3])
 		}
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
@@ -180,6 +187,8 @@ func (e *KeyError) Error() string { return fmt.Sprintf("%s: %s", e.Key, e.Msg) }
 func keyErr(key, format string, args ...any) error {
 	return &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)}
 }
+
+var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "(.*?)"\): (.*)$`)
 
 var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
@@ -349,4 +358,22 @@ func (c Config) Encode() ([]byte, error) {
 	var b bytes.Buffer
 	err := toml.NewEncoder(&b).Encode(c)
 	return b.Bytes(), err
+}
+
+// HookSettings returns the delivery settings of hook name, defaults filled in.
+func (c *Config) HookSettings(name string) HookCfg {
+	h := c.Hook[name]
+	if h.Concurrency <= 0 {
+		h.Concurrency = 2
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = Duration(time.Minute)
+	}
+	if h.MaxAttempts <= 0 {
+		h.MaxAttempts = 24
+	}
+	if h.MaxAge <= 0 {
+		h.MaxAge = Duration(7 * 24 * time.Hour)
+	}
+	return h
 }
