@@ -1,7 +1,19 @@
 package host_test
 
 import (
+	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"golang.org/x/crypto/ssh"
+
 	"os"
 	"strings"
 	"testing"
@@ -23,6 +35,8 @@ func runPlugin(t *testing.T, name string, cfg map[string]any, secrets map[string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	pid := m.Status()[0].PID
+	t.Cleanup(func() { t.Logf("plugin %s peak RSS: %s", name, peakRSS(pid)) })
 	b, err := m.Backend(name)
 	if err != nil {
 		t.Fatal(err)
@@ -82,4 +96,127 @@ func TestConformanceAzblob(t *testing.T) {
 		"container":    "conformance-" + strings.ToLower(rand.Text()[:8]),
 	}, map[string]any{"account_key": env[2]})
 	storetest.Run(t, func(*testing.T) store.Backend { return b })
+}
+
+// peakRSS reads a process's peak resident set size from /proc.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// TestCancelAborts cancels an upload's context mid-stream: the blob must not
+// appear, and Commit must fail.
+func TestCancelAborts(t *testing.T) {
+	b := runPlugin(t, "example", nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := b.Create(ctx, "cancelled", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 3*storetest.ChunkSize)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := w.Commit(context.Background()); err == nil {
+		t.Fatal("Commit after the upload's context was cancelled succeeded")
+	}
+	if _, err := b.Stat(context.Background(), "cancelled"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Stat after cancel: %v", err)
+	}
+}
+
+// TestAzblobAuthModes writes through one plugin process with a shared key
+// and reads the blob back through others using a connection string and a
+// container SAS URL: two attachd nodes sharing a container see each
+// other's blobs.
+func TestAzblobAuthModes(t *testing.T) {
+	env := needEnv(t, "ATTACHD_AZURITE_URL", "ATTACHD_AZURITE_ACCOUNT", "ATTACHD_AZURITE_KEY")
+	ctr := "modes-" + strings.ToLower(rand.Text()[:8])
+	shared := runPlugin(t, "azblob", map[string]any{"account_url": env[0], "account_name": env[1], "container": ctr},
+		map[string]any{"account_key": env[2]})
+	put := func(b store.Backend, name, data string) {
+		t.Helper()
+		w, err := b.Create(context.Background(), name, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(data))
+		if err := w.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(b store.Backend, name string) string {
+		t.Helper()
+		r, err := b.Open(context.Background(), name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		data, _ := io.ReadAll(r)
+		return string(data)
+	}
+	put(shared, "a/blob", "shared key")
+
+	u, _ := url.Parse(env[0])
+	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", env[1], env[2], u)
+	byCS := runPlugin(t, "azblob", map[string]any{"container": ctr}, map[string]any{"connection_string": cs})
+	if got := read(byCS, "a/blob"); got != "shared key" {
+		t.Errorf("connection string read %q", got)
+	}
+	put(byCS, "b/blob", "connection string")
+
+	cred, err := azblob.NewSharedKeyCredential(env[1], env[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true, List: true}
+	qp, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		ExpiryTime:    time.Now().Add(time.Hour),
+		Permissions:   perms.String(),
+		ContainerName: ctr,
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySAS := runPlugin(t, "azblob", nil, map[string]any{"sas_url": env[0] + "/" + ctr + "?" + qp.Encode()})
+	if got := read(bySAS, "b/blob"); got != "connection string" {
+		t.Errorf("SAS read %q", got)
+	}
+	put(bySAS, "c/blob", "sas")
+	blobs, _, err := shared.List(context.Background(), "", "", 0)
+	if err != nil || len(blobs) != 3 {
+		t.Errorf("List through the shared key: %v, %v", blobs, err)
+	}
+}
+
+// TestSFTPWrongHostKey pins a key the server does not have: calls fail,
+// saying so, and nothing is sent.
+func TestSFTPWrongHostKey(t *testing.T) {
+	env := needEnv(t, "ATTACHD_SFTP_ADDR", "ATTACHD_SFTP_USER", "ATTACHD_SFTP_KEY")
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := runPlugin(t, "sftp", map[string]any{
+		"address": env[0], "user": env[1], "private_key_file": env[2],
+		"host_key": string(ssh.MarshalAuthorizedKey(sshPub)),
+	}, nil)
+	_, err = b.Stat(context.Background(), "x")
+	if !errors.Is(err, host.ErrUnavailable) || !strings.Contains(err.Error(), "host key mismatch") {
+		t.Fatalf("Stat with a wrong host key: %v", err)
+	}
+	t.Logf("error: %v", err)
 }

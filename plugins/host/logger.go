@@ -34,6 +34,13 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	if !ok {
 		lv = slog.LevelInfo
 	}
+	// go-plugin passes the executable's path as "plugin", which would
+	// repeat the key that already holds the plugin's name.
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "plugin" {
+			args[i] = "path"
+		}
+	}
 	h.l.Log(context.Background(), lv, msg, args...)
 }
 

@@ -143,7 +143,7 @@ var (
 	ErrNotFound    = errors.New("not found")
 	ErrInvalidName = errors.New("invalid blob name")
 	// ErrUnavailable marks a transient failure: the remote store is down.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = errors.New("remote store unreachable")
 )
 
 // toStatus maps an author's error to a gRPC status the host understands.
