@@ -213,6 +213,15 @@ func TestVectors(t *testing.T) {
 				continue
 			}
 			raw := readCapture(t, l.Name+".http")
+			if strings.Contains(l.Name, "no-boundary") {
+				// A multipart type without its boundary parameter (Kazoo
+				// 4.3.17–4.3.20 sent multipart/mixed so) is read with the
+				// boundary of the body's first delimiter: the media part is
+				// stored, never the whole body.
+				wantStatus(t, l.Name, srv.replay(t, raw), http.StatusCreated)
+				wantObject(t, l.Name+" then GET", srv.get(t, pathOf(captureTarget(raw))), mediaFor("v17", ".mp3"), "audio/mpeg")
+				continue
+			}
 			wantStatus(t, l.Name, srv.replay(t, raw), http.StatusBadRequest)
 			wantStatus(t, l.Name+" then GET", srv.get(t, pathOf(captureTarget(raw))), http.StatusNotFound)
 		}

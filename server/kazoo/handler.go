@@ -82,21 +82,54 @@ func target(r *http.Request) (path, query string) {
 // requestKey returns the key a request names, relative to the user's root:
 // the path's, extended by the first key parameter of the query.
 func (h *Handler) requestKey(path string, params []Param) (string, error) {
-	key, err := store.CanonicalPath(path)
+	key, _, err := h.requestKeys(path, params)
+	return key, err
+}
+
+// requestKeys returns the key a request names and, for a fetch whose key
+// parameter Kazoo ≥ 4.3.106 doubled, the key it stored under. When the stored
+// URL has a query, Kazoo glues the segment again onto it with no separator
+// (kazoo-contract §4): "?path=/A/D/N" is fetched as "?path=/A/D/N?path=/A/D/N",
+// "recording=A/D/N" as "recording=A/D/NA/D/N".
+func (h *Handler) requestKeys(path string, params []Param) (key, undoubled string, err error) {
+	key, err = store.CanonicalPath(path)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	names := h.KeyParams
 	if names == nil {
 		names = DefaultKeyParams
 	}
 	for _, p := range params {
-		if slices.Contains(names, p.Key) && p.Value != "" {
-			segs := slices.DeleteFunc(strings.Split(p.Value, "/"), func(s string) bool { return s == "" })
-			return store.JoinKey(key, segs...)
+		if !slices.Contains(names, p.Key) || p.Value == "" {
+			continue
+		}
+		full, err := joinValue(key, p.Value)
+		if err != nil {
+			return "", "", err
+		}
+		if v := undouble(p.Value); v != "" {
+			undoubled, _ = joinValue(key, v)
+		}
+		return full, undoubled, nil
+	}
+	return key, "", nil
+}
+
+func joinValue(key, value string) (string, error) {
+	segs := slices.DeleteFunc(strings.Split(value, "/"), func(s string) bool { return s == "" })
+	return store.JoinKey(key, segs...)
+}
+
+// undouble returns the longest v, at most half of x, such that x starts and
+// ends with v; "" if there is none.
+func undouble(x string) string {
+	for k := len(x) / 2; k > 0; k-- {
+		if strings.HasSuffix(x, x[:k]) {
+			return x[:k]
 		}
 	}
-	return key, nil
+	return ""
 }
 
 func (h *Handler) hasKeyParam(params []Param) bool {
@@ -155,7 +188,19 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 		meta["store_query"] = QueryToJSON(params)
 	}
 	var obj store.Object
-	if boundary, ok := BoundaryFromContentType(r.Header.Get("Content-Type")); ok {
+	ct := r.Header.Get("Content-Type")
+	boundary, isMultipart := BoundaryFromContentType(ct)
+	if !isMultipart && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") {
+		// Kazoo 4.3.17–4.3.20 sent multipart/mixed with no boundary parameter
+		// (kazoo-contract §0): take it from the body's first delimiter line.
+		br := bufio.NewReaderSize(body, 4096)
+		body = br
+		if boundary, isMultipart = sniffBoundary(br); !isMultipart {
+			h.fail(w, r, fmt.Errorf("%w: %s body without a boundary", ErrMalformed, strings.Split(ct, ";")[0]))
+			return
+		}
+	}
+	if isMultipart {
 		// field_list [] (kazoo-contract §2, HELP-14308): every store is POSTed to
 		// the same base/, so the key comes from the document id and part name.
 		byName := strings.HasSuffix(path, "/") && !h.hasKeyParam(params)
@@ -171,6 +216,19 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(map[string]any{"key": store.UnescapeKey(keyRel(u, obj.Key)), "size": obj.Size, "sha256": obj.SHA256})
+}
+
+// sniffBoundary reads the boundary from a multipart body's first delimiter
+// line ("--B" after optional blank lines), without consuming anything.
+func sniffBoundary(br *bufio.Reader) (string, bool) {
+	peek, _ := br.Peek(1024)
+	s := strings.TrimLeft(string(peek), "\r\n")
+	line, _, found := strings.Cut(s, "\n")
+	line = strings.TrimRight(line, "\r \t")
+	if !found || !strings.HasPrefix(line, "--") || len(line) < 3 || len(line) > 72 || strings.ContainsAny(line[2:], " \t") {
+		return "", false
+	}
+	return line[2:], true
 }
 
 func keyRel(u *auth.User, key string) string {
@@ -464,12 +522,16 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 	u := auth.FromContext(ctx)
 	path, rawQuery := target(r)
 	params := ParseQuery(rawQuery)
-	key, err := h.requestKey(path, params)
+	key, undoubled, err := h.requestKeys(path, params)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	o, err := h.resolve(ctx, u, u.Key(key), params)
+	if undoubled != "" {
+		undoubled = u.Key(undoubled)
+	}
+	base, _ := store.CanonicalPath(path)
+	o, err := h.resolve(ctx, u, u.Key(key), undoubled, u.Key(base), params)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -506,17 +568,23 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// resolve finds the object a fetch names: the exact key; else the longest
-// stored key that is a prefix of it on a segment boundary, since Kazoo ≥
-// 4.3.106 appends the segment again (kazoo-contract §4); else the object
-// whose media id or document id the query gives (field_list [], §4).
-func (h *Handler) resolve(ctx context.Context, u *auth.User, key string, params []Param) (store.Object, error) {
+// resolve finds the object a fetch names: the exact key, or the key of a
+// doubled key parameter; else the longest stored key that is a prefix of it
+// on a segment boundary, since Kazoo ≥ 4.3.106 appends the segment again
+// (kazoo-contract §4); else the object whose media id or document id the
+// query gives (field_list [], §4), preferably one below the URL's path.
+func (h *Handler) resolve(ctx context.Context, u *auth.User, key, undoubled, base string, params []Param) (store.Object, error) {
 	inside := func(o store.Object) bool { _, ok := u.Inside(o.Key); return ok }
 	if key != "" {
-		if o, err := h.Store.Stat(ctx, key); err == nil {
-			return o, nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return o, err
+		for _, k := range []string{key, undoubled} {
+			if k == "" {
+				continue
+			}
+			if o, err := h.Store.Stat(ctx, k); err == nil {
+				return o, nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return o, err
+			}
 		}
 		if o, err := h.Store.LongestPrefix(ctx, key); err == nil && inside(o) {
 			return o, nil
@@ -529,7 +597,7 @@ func (h *Handler) resolve(ctx context.Context, u *auth.User, key string, params 
 			if p.Key != name || p.Value == "" {
 				continue
 			}
-			o, err := h.Store.FindByID(ctx, p.Value)
+			o, err := h.Store.FindByID(ctx, p.Value, base)
 			if err == nil && inside(o) {
 				return o, nil
 			}

@@ -182,11 +182,13 @@ func (x *index) longest(ctx context.Context, keys []string) (Object, error) {
 	return scanObject(x.queryRow(ctx, q, args...))
 }
 
-// byID returns the most recently updated object whose media id or doc id is id.
-func (x *index) byID(ctx context.Context, id string) (Object, error) {
+// byID returns the object whose media id or doc id is id, preferring one
+// below the folder under, then the most recently updated.
+func (x *index) byID(ctx context.Context, id, under string) (Object, error) {
+	lo, hi := prefixRange(under)
 	return scanObject(x.queryRow(ctx, `SELECT `+objectCols+` FROM objects
 		WHERE key IN (SELECT key FROM objects WHERE media_id = ?1 UNION SELECT key FROM objects WHERE doc_id = ?1)
-		ORDER BY updated DESC LIMIT 1`, id))
+		ORDER BY (key > ?2 AND key < ?3) DESC, updated DESC LIMIT 1`, id, lo, hi))
 }
 
 func (x *index) putObject(ctx context.Context, tx *sql.Tx, o Object) error {

@@ -27,13 +27,14 @@ func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
 	return s.idx.longest(ctx, Parents(key))
 }
 
-// FindByID returns the most recently stored object whose Kazoo media id or
-// document id is id, or ErrNotFound.
-func (s *Store) FindByID(ctx context.Context, id string) (Object, error) {
+// FindByID returns the object whose Kazoo media id or document id is id, or
+// ErrNotFound. Of several, it prefers one below the folder under, then the
+// most recently stored.
+func (s *Store) FindByID(ctx context.Context, id, under string) (Object, error) {
 	if id == "" {
 		return Object{}, ErrNotFound
 	}
-	return s.idx.byID(ctx, id)
+	return s.idx.byID(ctx, id, under)
 }
 
 // ReadSeekCloser is an open object's bytes.

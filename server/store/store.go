@@ -69,6 +69,9 @@ func (o Object) ETag() string { return `"` + o.SHA256 + `"` }
 type Options struct {
 	MaxSize int64        // largest object accepted; 0 means no limit
 	Logger  *slog.Logger // nil: slog.Default()
+	// Sinks subscribe to changes: each change of an object queues one
+	// delivery per sink in the outbox (hooks: "hook:NAME").
+	Sinks []string
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -80,6 +83,8 @@ type Store struct {
 	idx     *index
 	log     *slog.Logger
 	maxSize int64
+	sinks   []string
+	changed chan struct{}
 
 	tree    sync.RWMutex    // held exclusively by folder moves and deletes
 	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
@@ -100,7 +105,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
-	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize}
+	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks, changed: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -408,13 +413,16 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 	mu.Lock()
 	defer mu.Unlock()
 
+	change := ChangeUpdated
 	old, err := s.idx.get(ctx, o.Key)
 	switch {
 	case err == nil:
 		if !keepCreated {
 			o.Created = old.Created
 		}
-	case !errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound):
+		change = ChangeCreated
+	default:
 		return err
 	}
 	if err := s.checkParents(ctx, o.Key); err != nil {
@@ -423,7 +431,12 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 	if err := s.writeSidecar(o); err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, o) }); err != nil {
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.idx.putObject(ctx, tx, o); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, change, o)
+	}); err != nil {
 		return err
 	}
 	if old.Blob != "" && old.Blob != o.Blob {

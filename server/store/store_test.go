@@ -169,7 +169,7 @@ func TestLookups(t *testing.T) {
 	if _, err := s.LongestPrefix(ctx, "p/A/D/N.mp3x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("LongestPrefix off a segment boundary: %v", err)
 	}
-	if o, err := s.FindByID(ctx, "E"); err != nil || o.Key != "p/A/E/N.mp3" {
+	if o, err := s.FindByID(ctx, "E", "p"); err != nil || o.Key != "p/A/E/N.mp3" {
 		t.Errorf("FindByID = %q, %v", o.Key, err)
 	}
 }

@@ -57,8 +57,10 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, key)
-		return err
+		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, key); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, ChangeDeleted, o)
 	}); err != nil {
 		return err
 	}
@@ -138,6 +140,9 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
+			return err
+		}
 		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key > ? AND key < ?`, lo, hi); err != nil {
 			return err
 		}
@@ -243,8 +248,16 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 			if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
 				return err
 			}
+			gone := o
+			gone.Key = src
+			if err := s.enqueue(ctx, tx, ChangeDeleted, gone); err != nil {
+				return err
+			}
 		}
-		return s.idx.putObject(ctx, tx, o)
+		if err := s.idx.putObject(ctx, tx, o); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, ChangeCreated, o)
 	})
 }
 
@@ -262,7 +275,11 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 	}
 	lo, hi := prefixRange(src)
 	n := utf8.RuneCountInString(src) + 1 // substr counts characters from 1: the rest of the key after src
+	dlo, dhi := prefixRange(dst)
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`UPDATE objects SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
 			`UPDATE dirs SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
@@ -271,8 +288,10 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 				return fmt.Errorf("index: move folder: %w", err)
 			}
 		}
-		_, err := s.idx.exec(ctx, tx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src)
-		return err
+		if _, err := s.idx.exec(ctx, tx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src); err != nil {
+			return err
+		}
+		return s.enqueueTree(ctx, tx, ChangeCreated, dlo, dhi)
 	})
 }
 
