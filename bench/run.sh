@@ -1,0 +1,578 @@
+#!/usr/bin/env bash
+# bench/run.sh: one interleaved benchmark run of attachd beside nginx's WebDAV modules
+# (ngx_http_dav_module + dav-ext), reproducing the method of /work/shared/anchors-measured.md.
+# What it measures and how to read the table: bench/README.md.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: bench/run.sh [--tmpfs] [--rounds N] [--only put,get,big,propfind]
+                    [--servers nginx,attachd] [--config FILE] [--wait-quiet S] [--rev REV]
+
+  --tmpfs            data dirs and the 1 GiB file on a tmpfs mounted under $WORK/tmpfs
+  --rounds N         interleaved rounds, server order rotated each round (default 3)
+  --only LIST        steps to run, comma-separated (default put,get,big,propfind)
+  --servers LIST     servers to run, comma-separated (default nginx,attachd)
+  --config FILE      passed to `attachd serve --config FILE` (e.g. for users/auth)
+  --wait-quiet S     before each measurement, wait up to S s (default 0) while other
+                     processes keep more than 15 % of the CPUs busy (shared machines)
+  --rev REV          build attachd from git revision REV (git archive into $WORK/src)
+                     instead of the work tree, e.g. while others are mid-edit
+
+Work dir: $ATTACHD_BENCH_WORK (default /tmp/attachd-bench); raw outputs in $WORK/raw/<stamp>/;
+the table is printed and written to bench/results/<date>[-tmpfs].md.  Run as root.
+EOF
+}
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+ROUNDS=3
+TMPFS=0
+ONLY=put,get,big,propfind
+SERVER_LIST=nginx,attachd
+ATTACHD_CONFIG=
+WAIT_QUIET=0
+ATTACHD_REV=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--tmpfs) TMPFS=1 ;;
+	--rounds) [ $# -ge 2 ] || die "--rounds needs a number"; ROUNDS=$2; shift ;;
+	--rounds=*) ROUNDS=${1#*=} ;;
+	--only) [ $# -ge 2 ] || die "--only needs a list"; ONLY=$2; shift ;;
+	--only=*) ONLY=${1#*=} ;;
+	--servers) [ $# -ge 2 ] || die "--servers needs a list"; SERVER_LIST=$2; shift ;;
+	--servers=*) SERVER_LIST=${1#*=} ;;
+	--wait-quiet) [ $# -ge 2 ] || die "--wait-quiet needs seconds"; WAIT_QUIET=$2; shift ;;
+	--wait-quiet=*) WAIT_QUIET=${1#*=} ;;
+	--rev) [ $# -ge 2 ] || die "--rev needs a git revision"; ATTACHD_REV=$2; shift ;;
+	--rev=*) ATTACHD_REV=${1#*=} ;;
+	--config) [ $# -ge 2 ] || die "--config needs a file"; ATTACHD_CONFIG=$2; shift ;;
+	--config=*) ATTACHD_CONFIG=${1#*=} ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument: $1" ;;
+	esac
+	shift
+done
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
+[[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "--wait-quiet must be a number of seconds, got '$WAIT_QUIET'"
+declare -A WANT=()
+IFS=, read -ra only_items <<<"$ONLY"
+for s in "${only_items[@]}"; do
+	case $s in put | get | big | propfind) WANT[$s]=1 ;; *) die "--only: unknown step '$s' (put,get,big,propfind)" ;; esac
+done
+STEPS=()
+for s in put get big propfind; do [ -n "${WANT[$s]:-}" ] && STEPS+=("$s"); done
+[ ${#STEPS[@]} -gt 0 ] || die "--only: no steps"
+SERVERS=()
+IFS=, read -ra server_items <<<"$SERVER_LIST"
+for s in "${server_items[@]}"; do
+	case $s in nginx | attachd) SERVERS+=("$s") ;; *) die "--servers: unknown server '$s' (nginx,attachd)" ;; esac
+done
+[ ${#SERVERS[@]} -gt 0 ] || die "--servers: no servers"
+has_server() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
+[ -z "$ATTACHD_CONFIG" ] || ATTACHD_CONFIG=$(realpath "$ATTACHD_CONFIG")
+[ "$(id -u)" = 0 ] || die "run as root: it mounts a tmpfs, writes /proc/PID/clear_refs and may apt-get install"
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+BENCH=$REPO/bench
+WORK=${ATTACHD_BENCH_WORK:-/tmp/attachd-bench}
+STAMP=$(date +%Y%m%d-%H%M%S)
+SUFFIX=
+[ "$TMPFS" = 1 ] && SUFFIX=-tmpfs
+RAW=$WORK/raw/$STAMP$SUFFIX
+RESULTS=$BENCH/results/$(date +%F)$SUFFIX.md
+TSV=$RAW/results.tsv
+BIG_SIZE=1073741824 # 1 GiB
+PUT_SIZE=102400     # 100 KiB
+PROPFIND_N=10000
+WRK_FLAGS=(-t2 -c8 -d10s --timeout 30s --latency)
+
+mkdir -p "$RAW"
+: >"$TSV"
+log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$RAW/run.log" >&2; }
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TSV"; } # round step server key value
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$RAW/meta.tsv"; }
+
+# --- cleanup: stop exactly what this script started, by PID ------------------------------------
+
+STARTED_PIDS=()
+MOUNTED=
+TMPFS_DIR=$WORK/tmpfs
+BIG=
+DATA_ROOT=
+cleanup() {
+	local rc=$? pid i c0=$SECONDS
+	set +e
+	trap - EXIT INT TERM
+	for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	for pid in "${STARTED_PIDS[@]}"; do
+		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$pid"; }
+		wait "$pid" 2>/dev/null
+	done
+	[ -n "$BIG" ] && rm -f "$BIG"
+	if [ -n "$MOUNTED" ]; then
+		for i in 1 2 3 4 5; do umount "$TMPFS_DIR" 2>/dev/null && break; sleep 1; done
+		mountpoint -q "$TMPFS_DIR" && log "could not umount $TMPFS_DIR"
+	elif [ -n "$DATA_ROOT" ]; then
+		rm -rf "$DATA_ROOT"
+	fi
+	[ $((SECONDS - c0)) -gt 5 ] && log "clean-up (stop servers, delete data) took $((SECONDS - c0)) s"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- tools --------------------------------------------------------------------------------------
+
+install_missing() {
+	local need=() p
+	command -v nginx >/dev/null || need+=(nginx)
+	ls /usr/lib/nginx/modules/ngx_http_dav_ext_module.so >/dev/null 2>&1 || need+=(libnginx-mod-http-dav-ext)
+	for p in wrk hyperfine curl; do command -v "$p" >/dev/null || need+=("$p"); done
+	[ ${#need[@]} -eq 0 ] && return
+	log "installing: ${need[*]}"
+	# Keep the package's postinst from starting a system nginx on :80 (no-op where no init runs).
+	local policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1
+	fi
+	apt-get update >"$RAW/apt.log" 2>&1 &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >>"$RAW/apt.log" 2>&1 ||
+		{ [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d; die "apt-get install failed, see $RAW/apt.log"; }
+	[ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
+	return 0
+}
+
+declare -A USED_PORTS=()
+FREE_PORT=
+free_port() { # sets FREE_PORT (not echoed: a $(subshell) would lose USED_PORTS)
+	local p i
+	for i in $(seq 500); do
+		p=$((20000 + RANDOM % 40000))
+		[ -n "${USED_PORTS[$p]:-}" ] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			USED_PORTS[$p]=1
+			FREE_PORT=$p
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
+
+# --- servers ------------------------------------------------------------------------------------
+
+declare -A PORT=() PID=() BASE=() DATA=()
+
+# store_url/dav_url SERVER PATH: where a plain PUT/GET goes (attachd: the Kazoo route), and
+# where WebDAV methods go (attachd: under /dav/).  nginx serves both from its root.
+store_url() { echo "${BASE[$1]}/$2"; }
+dav_url() { if [ "$1" = attachd ]; then echo "${BASE[$1]}/dav/$2"; else echo "${BASE[$1]}/$2"; fi; }
+
+server_pids() { # the server process and its children (nginx workers, attachd plugins)
+	echo "${PID[$1]}"
+	pgrep -P "${PID[$1]}" || true
+}
+
+wait_ready() { # SERVER URL WANT_CODE
+	local s=$1 url=$2 want=$3 code i
+	for i in $(seq 300); do
+		kill -0 "${PID[$s]}" 2>/dev/null || die "$s exited during start-up, see $RAW/$s.log"
+		code=$(http_code --max-time 2 "$url")
+		if [ "$want" = any ] && [ "$code" != 000 ]; then return; fi
+		[ "$code" = "$want" ] && return
+		sleep 0.1
+	done
+	die "$s not ready after 30 s ($url answered $code)"
+}
+
+start_nginx() {
+	local run=$WORK/run/nginx data=$DATA_ROOT/nginx-data mods=() m
+	rm -rf "$run"
+	mkdir -p "$run" "$data" "$data.nginx-body-tmp"
+	for m in /usr/lib/nginx/modules/ngx_http_dav_module.so /usr/lib/nginx/modules/ngx_http_dav_ext_module.so; do
+		[ -f "$m" ] && mods+=("load_module $m;")
+	done
+	[[ "${mods[*]}" == *dav_ext* ]] || die "ngx_http_dav_ext_module.so not found under /usr/lib/nginx/modules"
+	nginx -V 2>&1 | grep -q -- --with-http_dav_module || [[ "${mods[*]}" == *ngx_http_dav_module* ]] ||
+		die "nginx has no http_dav_module (neither built in nor as a .so)"
+	free_port
+	PORT[nginx]=$FREE_PORT
+	DATA[nginx]=$data
+	cat >"$run/nginx.conf" <<EOF
+# Written by bench/run.sh: nginx dav + dav-ext as configured for the anchors (anchors-measured.md).
+$(printf '%s\n' "${mods[@]}")
+user root;
+worker_processes auto;
+pid $run/nginx.pid;
+error_log $run/error.log;
+events { worker_connections 1024; }
+http {
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    client_max_body_size 0;
+    client_body_temp_path $data.nginx-body-tmp;
+    proxy_temp_path $run/proxy_temp;
+    fastcgi_temp_path $run/fastcgi_temp;
+    uwsgi_temp_path $run/uwsgi_temp;
+    scgi_temp_path $run/scgi_temp;
+    dav_ext_lock_zone zone=davlock:10m;
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        root $data;
+        location / {
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS LOCK UNLOCK;
+            dav_ext_lock zone=davlock;
+            create_full_put_path on;
+        }
+    }
+}
+EOF
+	cp "$run/nginx.conf" "$RAW/nginx.conf"
+	nginx -t -p "$run/" -e "$run/error.log" -c "$run/nginx.conf" >"$RAW/nginx-t.log" 2>&1 ||
+		die "nginx -t failed: $(cat "$RAW/nginx-t.log")"
+	nginx -p "$run/" -e "$run/error.log" -c "$run/nginx.conf" -g 'daemon off;' >"$RAW/nginx.log" 2>&1 &
+	PID[nginx]=$!
+	STARTED_PIDS+=("$!")
+	BASE[nginx]=http://127.0.0.1:${PORT[nginx]}
+	wait_ready nginx "${BASE[nginx]}/" any
+	log "nginx pid ${PID[nginx]} on ${BASE[nginx]}, workers: $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+}
+
+ATTACHD_DELETE=0
+start_attachd() {
+	local data=$DATA_ROOT/attachd-data args=()
+	mkdir -p "$data"
+	free_port
+	PORT[attachd]=$FREE_PORT
+	DATA[attachd]=$data
+	args=(serve --listen "127.0.0.1:${PORT[attachd]}" --data-dir "$data")
+	[ -n "$ATTACHD_CONFIG" ] && args+=(--config "$ATTACHD_CONFIG")
+	"$WORK/attachd" "${args[@]}" >"$RAW/attachd.log" 2>&1 &
+	PID[attachd]=$!
+	STARTED_PIDS+=("$!")
+	BASE[attachd]=http://127.0.0.1:${PORT[attachd]}
+	wait_ready attachd "${BASE[attachd]}/readyz" 200
+	log "attachd pid ${PID[attachd]} on ${BASE[attachd]}"
+	# Probe what the benchmark relies on: a PUT on the Kazoo route, and DELETE under /dav/
+	# (used to clean up between runs; optional).
+	local probe=$RAW/probe.bin code
+	head -c 1024 /dev/urandom >"$probe"
+	code=$(http_code -T "$probe" "$(store_url attachd "bench-probe-$STAMP/probe.bin")")
+	[[ $code == 2?? ]] || die "attachd answered $code to a Kazoo PUT; the benchmark needs PUT/GET"
+	curl -sf -o "$RAW/probe.back" "$(store_url attachd "bench-probe-$STAMP/probe.bin")" && cmp -s "$probe" "$RAW/probe.back" ||
+		die "attachd GET did not return the bytes just PUT"
+	code=$(http_code -X DELETE "$(dav_url attachd "bench-probe-$STAMP/probe.bin")")
+	if [[ $code == 2?? ]]; then
+		ATTACHD_DELETE=1
+		http_code -X DELETE "$(dav_url attachd "bench-probe-$STAMP/")" >/dev/null
+	else
+		log "attachd: DELETE /dav/... answered $code: no --prepare for big, benchmark data is left in place"
+	fi
+	meta attachd_delete "$ATTACHD_DELETE"
+}
+
+# --- steps --------------------------------------------------------------------------------------
+
+# pause ROUND STEP SERVER: sync, then 2 s of quiet.  The share of CPU that was busy during those
+# 2 s is recorded: nothing of ours runs then, so a high figure means something else on the
+# machine (a build, a test run) is competing with the measurement that follows.
+cpu_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+# With --wait-quiet S it repeats the 2 s (for up to S seconds) while more than 15 % was busy.
+pause() {
+	local b0 t0 b1 t1 busy waited=0
+	while :; do
+		sync
+		read -r b0 t0 < <(cpu_jiffies)
+		sleep 2
+		read -r b1 t1 < <(cpu_jiffies)
+		busy=$(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1)))
+		[ "$busy" -le 15 ] || [ "$waited" -ge "$WAIT_QUIET" ] && break
+		[ "$waited" = 0 ] && log "  $busy % of the CPUs busy before $2 $3: waiting up to ${WAIT_QUIET} s for a quiet machine"
+		waited=$((waited + 2))
+	done
+	rec "$1" "$2" "$3" idle_busy_pct "$busy"
+	[ "$waited" = 0 ] || rec "$1" "$2" "$3" waited_s "$waited"
+}
+
+# measure_begin SERVER / measure_end ROUND STEP SERVER: the share of the machine's CPU that
+# neither the server (with its workers) nor the load generator (wrk, hyperfine, curl: this
+# shell's reaped children) used during the measurement.  Kernel threads count as other
+# (disk write-back, so on disk a few % is expected); loopback softirq time is left out.
+CPU_M=0 CPU_T=0 CPU_OURS=0
+cpu_sample() { # SERVER: sets CPU_M (machine busy), CPU_T (all), CPU_OURS, in 1/100 s
+	local p c t
+	read -r CPU_M CPU_T < <(awk '/^cpu /{print $2+$3+$4, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+	CPU_OURS=0
+	for p in $(server_pids "$1"); do
+		c=$(awk '{print $14+$15+$16+$17}' "/proc/$p/stat" 2>/dev/null || echo 0)
+		CPU_OURS=$((CPU_OURS + ${c:-0}))
+	done
+	times >"$RAW/.times" # second line: user and system time of this shell's reaped children
+	t=$(awk 'NR==2{n=0; for(i=1;i<=2;i++){split($i,a,"m"); sub("s","",a[2]); n+=a[1]*60+a[2]} printf "%d", n*100}' "$RAW/.times")
+	CPU_OURS=$((CPU_OURS + t))
+}
+declare -a CPU_START=()
+measure_begin() { cpu_sample "$1"; CPU_START=("$CPU_M" "$CPU_T" "$CPU_OURS"); }
+measure_end() {
+	local other
+	cpu_sample "$3"
+	other=$(((CPU_M - CPU_START[0]) - (CPU_OURS - CPU_START[2])))
+	[ "$other" -lt 0 ] && other=0
+	rec "$1" "$2" "$3" other_cpu_pct $((other * 100 / (CPU_T - CPU_START[1] > 0 ? CPU_T - CPU_START[1] : 1)))
+}
+
+# parse_wrk FILE ROUND STEP SERVER: record RESULT/STATUS lines from wrk.lua; a run with any
+# non-2xx status or socket error (or no result) is invalid.
+parse_wrk() {
+	local out=$1 r=$2 step=$3 s=$4 line kv statuses non2xx sockerr requests
+	line=$(grep '^RESULT ' "$out" | tail -n 1 || true)
+	statuses=$(awk '/^STATUS /{printf "%s%sx%s", sep, $2, $3; sep=","}' "$out")
+	rec "$r" "$step" "$s" statuses "${statuses:--}"
+	if [ -z "$line" ]; then
+		rec "$r" "$step" "$s" valid 0
+		rec "$r" "$step" "$s" note "wrk gave no result: $(tail -n 1 "$out")"
+		return
+	fi
+	for kv in ${line#RESULT }; do rec "$r" "$step" "$s" "${kv%%=*}" "${kv#*=}"; done
+	non2xx=$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$line")
+	sockerr=$(sed -n 's/.* sockerr=\([0-9]*\).*/\1/p' <<<"$line")
+	requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
+	if [ "$non2xx" = 0 ] && [ "$sockerr" = 0 ] && [ "${requests:-0}" -gt 0 ]; then
+		rec "$r" "$step" "$s" valid 1
+	else
+		rec "$r" "$step" "$s" valid 0
+		rec "$r" "$step" "$s" note "statuses $statuses; $(grep '^ERRORS ' "$out")"
+	fi
+	log "  $step $s: $(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$line") req/s, statuses $statuses, socket errors $sockerr"
+}
+
+step_put() {
+	local r=$1 s=$2 prefix="bench-put-$STAMP-r$r" out=$RAW/r$1-put-$2.txt code
+	if [ "$s" = nginx ]; then # nginx: a PUT needs its collection (attachd's Kazoo route does not)
+		code=$(http_code -X MKCOL "$(dav_url "$s" "$prefix/")")
+		[ "$code" = 201 ] || log "  MKCOL $prefix/ on $s answered $code"
+	fi
+	pause "$r" put "$s"
+	measure_begin "$s"
+	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(store_url "$s" "$prefix/")" -- put "$PUT_SIZE" >"$out" 2>&1 || true
+	measure_end "$r" put "$s"
+	parse_wrk "$out" "$r" put "$s"
+	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then # free the 1-7 GB just written
+		code=$(http_code --max-time 300 -X DELETE "$(dav_url "$s" "$prefix/")")
+		[[ $code == 2?? ]] || log "  DELETE $prefix/ on $s answered $code"
+	fi
+}
+
+GETFILE=
+step_get() {
+	local r=$1 s=$2 path="bench-get/get-$STAMP-r$1.bin" out=$RAW/r$1-get-$2.txt code
+	code=$(http_code -T "$GETFILE" "$(store_url "$s" "$path")")
+	if ! [[ $code == 2?? ]] || ! curl -sf -o "$RAW/get-back.bin" "$(store_url "$s" "$path")" || ! cmp -s "$GETFILE" "$RAW/get-back.bin"; then
+		rec "$r" get "$s" valid 0
+		rec "$r" get "$s" note "the 100 KiB file did not come back byte-exact (PUT answered $code)"
+		log "  get $s: PUT answered $code or the file did not come back byte-exact: skipped"
+		return
+	fi
+	pause "$r" get "$s"
+	measure_begin "$s"
+	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(store_url "$s" "$path")" -- get >"$out" 2>&1 || true
+	measure_end "$r" get "$s"
+	parse_wrk "$out" "$r" get "$s"
+}
+
+# hf_csv CSV COLUMN: a column of hyperfine's --export-csv row
+hf_csv() { awk -F, -v col="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==col) c=i} NR==2 && c{print $c}' "$1"; }
+
+step_big() {
+	local r=$1 s=$2 path="big-$STAMP-r$1.bin" csv=$RAW/r$1-big-$2.csv out=$RAW/r$1-big-$2.txt
+	local url del p pids prepare=() ok=1 hwm max=0 sum=0 len code
+	url=$(store_url "$s" "$path")
+	del=$(dav_url "$s" "$path")
+	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then
+		prepare=(--prepare "curl -s -X DELETE $del")
+	fi
+	pause "$r" big "$s"
+	pids=$(server_pids "$s")
+	for p in $pids; do echo 5 >"/proc/$p/clear_refs"; done
+	measure_begin "$s"
+	hyperfine -N --runs 3 --export-csv "$csv" "${prepare[@]}" "curl -sf -o /dev/null -T $BIG $url" >"$out" 2>&1 || ok=0
+	measure_end "$r" big "$s"
+	for p in $pids; do
+		hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+		hwm=${hwm:-0}
+		sum=$((sum + hwm))
+		[ "$hwm" -gt "$max" ] && max=$hwm
+	done
+	rec "$r" big "$s" rss_max_kib "$max"
+	rec "$r" big "$s" rss_tree_kib "$sum"
+	rec "$r" big "$s" nprocs "$(wc -w <<<"$pids")"
+	if [ "$ok" = 1 ] && [ -s "$csv" ]; then
+		rec "$r" big "$s" seconds "$(hf_csv "$csv" median)"
+		rec "$r" big "$s" run_min "$(hf_csv "$csv" min)"
+		rec "$r" big "$s" run_max "$(hf_csv "$csv" max)"
+	else
+		rec "$r" big "$s" note "hyperfine failed: $(grep -m1 -i error "$out" | sed "s/\. Use .*//" || tail -n 1 "$out")"
+		ok=0
+	fi
+	len=$(curl -sfI "$url" | tr -d '\r' | awk 'tolower($1)=="content-length:"{print $2}' | tail -n 1 || true)
+	if [ -z "$len" ] && [ "$s" = attachd ]; then
+		len=$(curl -sfI "$del" | tr -d '\r' | awk 'tolower($1)=="content-length:"{print $2}' | tail -n 1 || true)
+	fi
+	rec "$r" big "$s" stored_size "${len:-none}"
+	if [ "${len:-}" != "$BIG_SIZE" ]; then
+		ok=0
+		rec "$r" big "$s" note "HEAD Content-Length is ${len:-missing}, not $BIG_SIZE"
+	fi
+	rec "$r" big "$s" valid "$ok"
+	log "  big $s: median $(hf_csv "$csv" median 2>/dev/null || echo '?') s, peak RSS $((max / 1024)) MiB [tree $((sum / 1024))], stored ${len:-?} B"
+	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then
+		code=$(http_code -X DELETE "$del")
+		[[ $code == 2?? ]] || log "  DELETE $path on $s answered $code"
+	fi
+}
+
+propfind_setup() { # 10 000 x 1 KiB files in propfind-10000/ (nginx: straight into its root)
+	local s=$1 dir
+	if [ "$s" = nginx ]; then
+		dir=${DATA[nginx]}/propfind-10000
+		mkdir -p "$dir"
+		head -c $((PROPFIND_N * 1024)) /dev/urandom | split -b 1024 -a 6 -d --additional-suffix=.bin - "$dir/f-"
+	else
+		"$WORK/loader" -url "$(store_url attachd propfind-10000/)" -n "$PROPFIND_N" -size 1024 -c 8 >"$RAW/loader.log" 2>&1 ||
+			{ log "  loader failed: $(tail -n 1 "$RAW/loader.log")"; return 1; }
+		log "  $(tail -n 1 "$RAW/loader.log")"
+	fi
+	log "  propfind-10000/ filled on $s"
+}
+
+declare -A PROPFIND_READY=()
+step_propfind() {
+	local r=$1 s=$2 url csv=$RAW/r$1-propfind-$2.csv out=$RAW/r$1-propfind-$2.txt xml=$RAW/r$1-propfind-$2.xml
+	local ok=1 res code bytes hrefs
+	url=$(dav_url "$s" propfind-10000/)
+	if [ "${PROPFIND_READY[$s]:-}" != 1 ]; then
+		rec "$r" propfind "$s" valid 0
+		rec "$r" propfind "$s" note "could not fill propfind-10000/"
+		return
+	fi
+	pause "$r" propfind "$s"
+	measure_begin "$s"
+	hyperfine -N --runs 5 --warmup 1 --export-csv "$csv" "curl -sf -X PROPFIND -H 'Depth: 1' -o /dev/null $url" >"$out" 2>&1 || ok=0
+	measure_end "$r" propfind "$s"
+	if [ "$ok" = 1 ] && [ -s "$csv" ]; then
+		rec "$r" propfind "$s" ms "$(awk -v s="$(hf_csv "$csv" median)" 'BEGIN{printf "%.2f", s*1000}')"
+	else
+		rec "$r" propfind "$s" note "hyperfine failed: $(grep -m1 -i error "$out" | sed "s/\. Use .*//" || tail -n 1 "$out")"
+	fi
+	res=$(curl -s -X PROPFIND -H 'Depth: 1' -o "$xml" -w '%{http_code} %{size_download}' "$url" || true)
+	code=${res% *}
+	bytes=${res#* }
+	hrefs=$(grep -oiE '<([a-z0-9_]+:)?href[ >]' "$xml" | wc -l || true)
+	rec "$r" propfind "$s" bytes "$bytes"
+	rec "$r" propfind "$s" hrefs "$hrefs"
+	if [ "$code" != 207 ] || [ "$hrefs" != $((PROPFIND_N + 1)) ]; then
+		ok=0
+		rec "$r" propfind "$s" note "PROPFIND answered $code with $hrefs hrefs, want 207 with $((PROPFIND_N + 1))"
+	fi
+	rec "$r" propfind "$s" valid "$ok"
+	log "  propfind $s: median $(hf_csv "$csv" median 2>/dev/null || echo '?') s, $bytes B, $hrefs hrefs"
+}
+
+# --- main ---------------------------------------------------------------------------------------
+
+T0=$(date +%s)
+log "bench: rounds=$ROUNDS steps=${STEPS[*]} servers=${SERVERS[*]} tmpfs=$TMPFS raw=$RAW"
+install_missing
+
+if mountpoint -q "$TMPFS_DIR" 2>/dev/null; then # left by an interrupted run of this script
+	umount "$TMPFS_DIR" || die "$TMPFS_DIR is still mounted"
+fi
+if [ "$TMPFS" = 1 ]; then
+	mkdir -p "$TMPFS_DIR"
+	avail_kib=$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)
+	size_kib=$((avail_kib - 4 * 1024 * 1024)) # leave 4 GiB for the servers and the page cache
+	[ "$size_kib" -gt $((4 * 1024 * 1024)) ] || die "not enough RAM for --tmpfs ($((avail_kib / 1024)) MiB available)"
+	mount -t tmpfs -o "size=${size_kib}k,mode=0755" attachd-bench "$TMPFS_DIR"
+	MOUNTED=1
+	DATA_ROOT=$TMPFS_DIR
+	log "tmpfs of $((size_kib / 1024 / 1024)) GiB mounted at $TMPFS_DIR"
+else
+	DATA_ROOT=$WORK/data
+	rm -rf "$DATA_ROOT"
+	mkdir -p "$DATA_ROOT"
+fi
+
+if has_server attachd; then
+	src=$REPO
+	if [ -n "$ATTACHD_REV" ]; then
+		commit=$(git -C "$REPO" rev-parse --verify --quiet "$ATTACHD_REV^{commit}") || die "--rev: no commit $ATTACHD_REV"
+		src=$WORK/src
+		rm -rf "$src"
+		mkdir -p "$src"
+		git -C "$REPO" archive "$commit" | tar -x -C "$src"
+	fi
+	log "building attachd from $src"
+	(cd "$src" && go build -o "$WORK/attachd" .) >"$RAW/build.log" 2>&1 ||
+		die "go build failed (see $RAW/build.log; --servers nginx runs without attachd): $(tail -n 3 "$RAW/build.log")"
+	if [ -n "${WANT[propfind]:-}" ]; then
+		(cd "$REPO" && go build -o "$WORK/loader" ./bench/loader) >>"$RAW/build.log" 2>&1 || die "building bench/loader failed"
+	fi
+fi
+
+meta date "$(date '+%F %T %Z')"
+meta rounds "$ROUNDS"
+meta steps "${STEPS[*]}"
+meta servers "${SERVERS[*]}"
+meta tmpfs "$TMPFS"
+meta machine "$(nproc) vCPU, $(awk '/^MemTotal:/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+meta datafs "$(df -T "$DATA_ROOT" | awk 'NR==2{print $2" ("$1")"}') at $DATA_ROOT"
+meta versions "$(nginx -v 2>&1 | sed 's/.*version: //'); $(dpkg-query -W -f='${Package} ${Version}; ' libnginx-mod-http-dav-ext wrk hyperfine curl 2>/dev/null)$(go version | awk '{print $3}')"
+if [ -n "$ATTACHD_REV" ]; then
+	meta attachd "$(git -C "$REPO" rev-parse --short "$ATTACHD_REV^{commit}") (built from git archive of $ATTACHD_REV)"
+else
+	meta attachd "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO" status --porcelain -- . ':!bench' 2>/dev/null | grep -q . && echo ' (work tree has uncommitted changes outside bench/)' || true)"
+fi
+meta raw "$RAW"
+
+for s in "${SERVERS[@]}"; do "start_$s"; done
+
+if [ -n "${WANT[get]:-}" ]; then
+	GETFILE=$RAW/get-100k.bin
+	head -c "$PUT_SIZE" /dev/urandom >"$GETFILE"
+fi
+if [ -n "${WANT[big]:-}" ]; then
+	BIG=$DATA_ROOT/big-upload.bin
+	log "creating 1 GiB file $BIG"
+	head -c "$BIG_SIZE" /dev/urandom >"$BIG"
+fi
+if [ -n "${WANT[propfind]:-}" ]; then
+	for s in "${SERVERS[@]}"; do
+		if propfind_setup "$s"; then PROPFIND_READY[$s]=1; else PROPFIND_READY[$s]=0; fi
+	done
+fi
+
+for r in $(seq "$ROUNDS"); do
+	order=()
+	for i in $(seq 0 $((${#SERVERS[@]} - 1))); do order+=("${SERVERS[$(((i + r - 1) % ${#SERVERS[@]}))]}"); done
+	rec "$r" round - order "${order[*]}"
+	log "round $r/$ROUNDS, order: ${order[*]}"
+	for step in "${STEPS[@]}"; do
+		for s in "${order[@]}"; do
+			"step_$step" "$r" "$s"
+		done
+	done
+done
+meta elapsed "$(($(date +%s) - T0)) s"
+
+mkdir -p "$(dirname "$RESULTS")"
+"$BENCH/report.sh" "$RAW" >"$RESULTS"
+cp "$RESULTS" "$RAW/"
+cat "$RESULTS"
+log "table written to $RESULTS (raw outputs in $RAW); took $(($(date +%s) - T0)) s"
