@@ -94,6 +94,8 @@ func app() *cli.App {
 				},
 				Action: reindex,
 			},
+			pluginsCommand(),
+			hooksCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

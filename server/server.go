@@ -22,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/auth"
 	"github.com/attachd/attachd/server/config"
+	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/store"
 )
@@ -38,6 +40,9 @@ type Server struct {
 	dav   http.Handler
 	reg   *prometheus.Registry
 	m     metrics
+
+	plugins    *host.Manager
+	dispatcher *hooks.Dispatcher
 
 	ready    atomic.Bool
 	inflight sync.WaitGroup
@@ -56,14 +61,21 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("refusing to listen on %s without authentication: add [[users]] "+
 			"(passwords from `attachd hash-password`), listen on a loopback address, or set allow_anonymous = true", cfg.Listen)
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MaxSize: int64(cfg.MaxBody), Logger: log})
+	st, err := store.Open(cfg.DataDir, store.Options{MaxSize: int64(cfg.MaxBody), Logger: log, Sinks: sinks(cfg)})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st, auth: a, reg: prometheus.NewRegistry()}
+	if err := s.startPlugins(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
+			if s.plugins != nil {
+				s.plugins.Close()
+			}
 			st.Close()
 			return nil, err
 		}
@@ -71,6 +83,32 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.m = newMetrics(s.reg)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
+}
+
+// readyz answers 200 while the server takes uploads: not while starting or
+// draining, nor while its storage plugin is down. The body lists the plugins.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ready, body := s.ready.Load(), ""
+	if !ready {
+		body = "not ready: starting or draining\n"
+	}
+	if s.plugins != nil {
+		for _, p := range s.plugins.Status() {
+			body += fmt.Sprintf("plugin %s: %s", p.Name, p.State)
+			if p.LastError != "" {
+				body += " (" + p.LastError + ")"
+			}
+			body += "\n"
+			if p.Name == s.cfg.Storage.Backend && p.State != host.Ready && s.cfg.Storage.WriteMode == "through" {
+				ready = false
+			}
+		}
+	}
+	if !ready {
+		http.Error(w, strings.TrimSpace("not ready\n"+body), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n"+body)
 }
 
 // isLoopback reports whether the listen address can only be reached from this host.
@@ -95,13 +133,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	protected := func(route string, h http.Handler) http.Handler {
 		return s.instrument(route, s.authenticate(route, h))
@@ -205,7 +237,7 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		rec := &recorder{ResponseWriter: w}
 		s.m.inflight.WithLabelValues(route).Inc()
-		next.ServeHTTP(rec, r.WithContext(withRequestID(r.Context(), id)))
+		next.ServeHTTP(rec, r.WithContext(store.WithRequestID(r.Context(), id)))
 		s.m.inflight.WithLabelValues(route).Dec()
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -222,18 +254,6 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 	})
 }
 
-type requestIDKey struct{}
-
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the id of the request ctx belongs to, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // Serve serves on ln until ctx is cancelled, then drains: it stops accepting,
 // reports not ready, lets requests in flight finish for the grace period,
 // cuts the rest (their uploads are discarded) and closes the store.
@@ -247,11 +267,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgDone sync.WaitGroup
+	if s.dispatcher != nil {
+		bgDone.Add(1)
+		go func() { defer bgDone.Done(); s.dispatcher.Run(bg) }()
+	}
+	defer func() {
+		stopBG()
+		bgDone.Wait()
+		if s.plugins != nil {
+			s.plugins.Close()
+		}
+	}()
 	s.ready.Store(true)
 	s.log.Info("attachd listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	select {
 	case err := <-errc:
 		s.ready.Store(false)
+		stopBG()
+		bgDone.Wait()
 		return errors.Join(err, s.store.Close())
 	case <-ctx.Done():
 	}
@@ -265,6 +300,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.http.Close()
 	}
 	s.inflight.Wait() // handlers of cut connections abort their uploads before returning
+	stopBG()
+	bgDone.Wait() // deliveries in flight are abandoned to their leases
 	err := s.store.Close()
 	s.log.Info("stopped")
 	return err
