@@ -57,6 +57,7 @@ type Handler struct {
 	hrefPrefix string // path prefix of every href: public path + Prefix
 	publicHost string
 	log        *slog.Logger
+	lists      *listCache
 }
 
 // New returns a Handler for opts.
@@ -64,7 +65,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("dav: no store")
 	}
-	h := &Handler{opts: opts, st: opts.Store, log: opts.Log}
+	h := &Handler{opts: opts, st: opts.Store, log: opts.Log, lists: newListCache(opts.Store)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}

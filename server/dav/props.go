@@ -259,7 +259,7 @@ func appendOpen(b []byte, n xml.Name) []byte {
 		b = append(b, '<')
 		b = append(b, n.Local...)
 		b = append(b, ` xmlns="`...)
-		b = appendEscaped(b, n.Space)
+		b = appendAttr(b, n.Space)
 		b = append(b, '"')
 	}
 	return append(b, '>')
@@ -286,7 +286,7 @@ func appendDead(b []byte, p deadProp) []byte {
 	b = appendOpen(b, n)
 	b = b[:len(b)-1]
 	b = append(b, ` xml:lang="`...)
-	b = appendEscaped(b, p.Lang)
+	b = appendAttr(b, p.Lang)
 	b = append(b, `">`...)
 	b = append(b, p.XML...)
 	return appendClose(b, n)

@@ -69,8 +69,14 @@ func appendStatus(b []byte, code int) []byte {
 	return append(b, http.StatusText(code)...)
 }
 
-// appendEscaped appends s as XML character data.
-func appendEscaped(b []byte, s string) []byte {
+// appendEscaped appends s as XML character data. Quotes are left alone:
+// they need no escaping in text, and every ETag has two.
+func appendEscaped(b []byte, s string) []byte { return appendXML(b, s, false) }
+
+// appendAttr appends s as the value of a double-quoted attribute.
+func appendAttr(b []byte, s string) []byte { return appendXML(b, s, true) }
+
+func appendXML(b []byte, s string, attr bool) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		var esc string
@@ -82,9 +88,10 @@ func appendEscaped(b []byte, s string) []byte {
 		case '&':
 			esc = "&amp;"
 		case '"':
+			if !attr {
+				continue
+			}
 			esc = "&#34;"
-		case '\'':
-			esc = "&#39;"
 		default:
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
 				esc = "\uFFFD" // not representable in XML 1.0
