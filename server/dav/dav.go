@@ -89,6 +89,9 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
+// Close releases what the handler holds in the store. Close it before the store.
+func (h *Handler) Close() error { return h.lists.watch.Close() }
+
 // request is one request being served, with its target resolved.
 type request struct {
 	h   *Handler

@@ -25,7 +25,14 @@ type testServer struct {
 
 func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	return newTestServerIn(t, t.TempDir(), opts)
+}
+
+// newTestServerIn is newTestServer over the data directory dir; close the
+// store (ts.close) before opening dir again.
+func newTestServerIn(t testing.TB, dir string, opts Options) *testServer {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +66,13 @@ func newTestServer(t testing.TB, opts Options) *testServer {
 	}))
 	t.Cleanup(ts.srv.Close)
 	return ts
+}
+
+// close stops the server and closes its store.
+func (ts *testServer) close() {
+	ts.srv.Close()
+	ts.h.Close()
+	ts.st.Close()
 }
 
 // do sends a request and returns the status, headers and body.
