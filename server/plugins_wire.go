@@ -60,7 +60,8 @@ func (s *Server) startPlugins() error {
 		Settings: func(name string) hooks.Settings {
 			h := s.cfg.HookSettings(name)
 			return hooks.Settings{Concurrency: h.Concurrency, Timeout: time.Duration(h.Timeout),
-				MaxAttempts: h.MaxAttempts, MaxAge: time.Duration(h.MaxAge)}
+				MaxAttempts: h.MaxAttempts, MaxAge: time.Duration(h.MaxAge),
+				MinBackoff: time.Duration(h.MinBackoff), MaxBackoff: time.Duration(h.MaxBackoff)}
 		},
 		Delivered: func(hook string, o hooks.Outcome, err error) {
 			outcome := [...]string{"ok", "retry", "fail"}[o]

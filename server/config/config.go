@@ -93,6 +93,8 @@ type HookCfg struct {
 	Timeout     Duration `toml:"timeout"`
 	MaxAttempts int      `toml:"max_attempts"`
 	MaxAge      Duration `toml:"max_age"`
+	MinBackoff  Duration `toml:"min_backoff"`
+	MaxBackoff  Duration `toml:"max_backoff"`
 }
 
 // Default returns the configuration used when no file is given.
@@ -374,6 +376,12 @@ func (c *Config) HookSettings(name string) HookCfg {
 	}
 	if h.MaxAge <= 0 {
 		h.MaxAge = Duration(7 * 24 * time.Hour)
+	}
+	if h.MinBackoff <= 0 {
+		h.MinBackoff = Duration(2 * time.Second)
+	}
+	if h.MaxBackoff <= 0 {
+		h.MaxBackoff = Duration(10 * time.Minute)
 	}
 	return h
 }

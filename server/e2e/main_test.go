@@ -81,12 +81,14 @@ type config struct {
 	Base64  string // [kazoo] base64: "auto", "always", "never"; "" leaves the default
 	MaxBody int64  // max_body in bytes; 0 leaves the default
 	Users   []user
+	Extra   string // raw TOML put before the tables
 }
 
 // toml renders c, hashing passwords with bcrypt.
 func (c config) toml(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
+	b.WriteString(c.Extra)
 	if c.MaxBody > 0 {
 		fmt.Fprintf(&b, "max_body = %d\n", c.MaxBody)
 	}

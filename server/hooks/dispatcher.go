@@ -20,6 +20,8 @@ type Settings struct {
 	Timeout     time.Duration // per delivery
 	MaxAttempts int           // then dead letter
 	MaxAge      time.Duration // then dead letter
+	MinBackoff  time.Duration // first retry delay, doubled per attempt
+	MaxBackoff  time.Duration // longest retry delay
 }
 
 // Sink returns the outbox sink name of hook name.
@@ -83,7 +85,9 @@ func (d *Dispatcher) run(ctx context.Context, name string, wake <-chan struct{})
 	defer tick.Stop()
 	sink := Sink(name)
 	for ctx.Err() == nil {
-		claimed, err := d.Store.ClaimDeliveries(ctx, sink, max(batch, set.Concurrency), set.Timeout+30*time.Second)
+		// A delivery cannot outlive its timeout, so a lease a little longer
+		// is never taken from a live dispatcher.
+		claimed, err := d.Store.ClaimDeliveries(ctx, sink, max(batch, set.Concurrency), set.Timeout+5*time.Second)
 		if err != nil {
 			d.Log.Error("hook: cannot read the outbox", "hook", name, "err", err)
 		}
@@ -154,7 +158,7 @@ func (d *Dispatcher) deliver(ctx context.Context, name string, set Settings, dl 
 		log.Warn("hook delivery gave up; kept as a dead letter", "err", out.Error)
 		return out
 	}
-	wait := backoff(dl.Attempts)
+	wait := backoff(dl.Attempts, set.MinBackoff, set.MaxBackoff)
 	if err == nil && res.RetryAfter > 0 {
 		wait = res.RetryAfter
 	}
@@ -163,11 +167,12 @@ func (d *Dispatcher) deliver(ctx context.Context, name string, set Settings, dl 
 	return out
 }
 
-// backoff is 2 s doubled per attempt, capped at 10 min, ± 20 % jitter so
+// backoff is first doubled per attempt, capped at most, ± 20 % jitter so
 // that a hook coming back is not hit by every retry at once.
-func backoff(attempt int) time.Duration {
-	d := 2 * time.Second << min(max(attempt-1, 0), 9)
-	d = min(d, 10*time.Minute)
+func backoff(attempt int, first, most time.Duration) time.Duration {
+	first = max(first, time.Millisecond)
+	d := first << min(max(attempt-1, 0), 20)
+	d = min(d, max(most, first))
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 

@@ -18,7 +18,7 @@ func splitKey(key string) []string {
 
 // Stat returns the object stored at key, or ErrNotFound.
 func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
-	return s.idx.get(ctx, key)
+	return s.get(ctx, key)
 }
 
 // LongestPrefix returns the stored object whose key is the longest proper
@@ -46,7 +46,7 @@ type ReadSeekCloser interface {
 // readable until closed, even if it is replaced or deleted meanwhile.
 func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, error) {
 	for range 3 {
-		o, err := s.idx.get(ctx, key)
+		o, err := s.get(ctx, key)
 		if err != nil {
 			return nil, o, err
 		}

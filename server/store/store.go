@@ -85,6 +85,7 @@ type Store struct {
 	maxSize int64
 	sinks   []string
 	changed chan struct{}
+	cache   cache
 
 	tree    sync.RWMutex    // held exclusively by folder moves and deletes
 	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
@@ -414,7 +415,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 	defer mu.Unlock()
 
 	change := ChangeUpdated
-	old, err := s.idx.get(ctx, o.Key)
+	old, err := s.get(ctx, o.Key)
 	switch {
 	case err == nil:
 		if !keepCreated {
@@ -437,8 +438,10 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 		}
 		return s.enqueue(ctx, tx, change, o)
 	}); err != nil {
+		s.cache.drop(o.Key)
 		return err
 	}
+	s.cache.put(o)
 	if old.Blob != "" && old.Blob != o.Blob {
 		s.removeBlob(old.Blob)
 	}

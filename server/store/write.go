@@ -19,7 +19,7 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
-	o, err := s.idx.get(ctx, key)
+	o, err := s.get(ctx, key)
 	if err != nil {
 		return o, err
 	}
@@ -31,7 +31,12 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 	if err := s.writeSidecar(n); err != nil {
 		return o, err
 	}
-	return n, s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, n) })
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, n) }); err != nil {
+		s.cache.drop(key)
+		return o, err
+	}
+	s.cache.put(n)
+	return n, nil
 }
 
 // Delete removes the object at key.
@@ -45,7 +50,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *Store) deleteLocked(ctx context.Context, key string) error {
-	o, err := s.idx.get(ctx, key)
+	o, err := s.get(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -62,8 +67,10 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 		}
 		return s.enqueue(ctx, tx, ChangeDeleted, o)
 	}); err != nil {
+		s.cache.drop(key)
 		return err
 	}
+	s.cache.drop(key)
 	s.removeBlob(o.Blob)
 	return nil
 }
@@ -82,7 +89,7 @@ func (s *Store) Mkdir(ctx context.Context, key string) error {
 	if key == "" {
 		return ErrExists
 	}
-	if _, err := s.idx.get(ctx, key); err == nil {
+	if _, err := s.get(ctx, key); err == nil {
 		return ErrExists
 	}
 	if _, err := s.StatDir(ctx, key); err == nil {
@@ -106,7 +113,7 @@ func (s *Store) Mkdir(ctx context.Context, key string) error {
 
 // RemoveAll removes the object or the folder (with everything below it) at key.
 func (s *Store) RemoveAll(ctx context.Context, key string) error {
-	if _, err := s.idx.get(ctx, key); err == nil {
+	if _, err := s.get(ctx, key); err == nil {
 		return s.Delete(ctx, key)
 	}
 	if key == "" {
@@ -151,6 +158,7 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 	}); err != nil {
 		return err
 	}
+	s.cache.drop("")
 	s.root.RemoveAll(trash)
 	for _, b := range blobs {
 		s.removeBlob(b)
@@ -184,7 +192,7 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 	if _, err := s.StatDir(ctx, dstParent); err != nil {
 		return fmt.Errorf("%w: destination folder missing", ErrConflict)
 	}
-	srcObj, srcErr := s.idx.get(ctx, src)
+	srcObj, srcErr := s.get(ctx, src)
 	if srcErr != nil && !errors.Is(srcErr, ErrNotFound) {
 		return srcErr
 	}
@@ -194,7 +202,7 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 			return err
 		}
 	}
-	_, dstObjErr := s.idx.get(ctx, dst)
+	_, dstObjErr := s.get(ctx, dst)
 	_, dstDirErr := s.StatDir(ctx, dst)
 	if dstObjErr == nil || dstDirErr == nil {
 		if !overwrite {
@@ -207,6 +215,8 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 			return err
 		}
 	}
+	// Moves and copies are rare next to stores and fetches: start the cache over.
+	defer s.cache.drop("")
 	if isObj {
 		return s.moveObject(ctx, srcObj, dst, move)
 	}

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// cache keeps recently read object rows in memory: a Kazoo fetch otherwise
+// spends a quarter of its time in SQLite. Every change of the objects table
+// goes through this process (the data directory is locked), so writers keep
+// the cache exact: after their transaction they store the new row, or drop
+// what they changed, under the cache's lock and bumping its sequence. A
+// reader fills the cache only if no write happened since it began its read,
+// so a row read before a write can never replace the row the write put.
+type cache struct {
+	mu  sync.Mutex
+	seq uint64
+	m   map[string]Object
+}
+
+// cacheMax bounds the cache; past it the cache starts over.
+const cacheMax = 100_000
+
+func (c *cache) lookup(key string) (Object, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.m[key]
+	return o, c.seq, ok
+}
+
+// fill stores o read from the index if nothing was written since seq.
+func (c *cache) fill(o Object, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq != seq {
+		return
+	}
+	if c.m == nil || len(c.m) >= cacheMax {
+		c.m = map[string]Object{}
+	}
+	c.m[o.Key] = o
+}
+
+// put records a row a writer committed.
+func (c *cache) put(o Object) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	if c.m == nil || len(c.m) >= cacheMax {
+		c.m = map[string]Object{}
+	}
+	c.m[o.Key] = o
+}
+
+// drop forgets key, or everything if key is "".
+func (c *cache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	if key == "" {
+		c.m = nil
+		return
+	}
+	delete(c.m, key)
+}
+
+// get returns the object at key, from the cache or the index.
+func (s *Store) get(ctx context.Context, key string) (Object, error) {
+	o, seq, ok := s.cache.lookup(key)
+	if ok {
+		return o, nil
+	}
+	o, err := s.idx.get(ctx, key)
+	if err == nil {
+		s.cache.fill(o, seq)
+	}
+	return o, err
+}
