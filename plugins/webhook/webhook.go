@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,9 +36,9 @@ const (
 // defaultTimeout bounds one POST, from dialling to reading the answer.
 const defaultTimeout = 10 * time.Second
 
-// config is the [plugin.webhook.config] table; any key may instead be set
+// configTable is the [plugin.webhook.config] table; any key may instead be set
 // in [plugin.webhook.secrets], where secret belongs.
-type config struct {
+type configTable struct {
 	URL     string `json:"url"`     // http or https; required
 	Secret  string `json:"secret"`  // HMAC-SHA256 key; no signature header if empty
 	Timeout string `json:"timeout"` // Go duration; default "10s"
@@ -61,7 +62,7 @@ type webhook struct {
 // Configure implements sdk.Configurer. It checks the table but does not
 // contact the receiver: a receiver that is down must not stop attachd.
 func (w *webhook) Configure(ctx context.Context, c sdk.Config) error {
-	var cfg config
+	var cfg configTable
 	if err := c.Decode(&cfg); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (w *webhook) Configure(ctx context.Context, c sdk.Config) error {
 }
 
 // check validates cfg and turns it into settings; errors name the key.
-func (cfg config) check() (*settings, error) {
+func (cfg configTable) check() (*settings, error) {
 	if cfg.URL == "" {
 		return nil, sdk.ConfigError("url", "must be set, e.g. \"https://crm.example.com/attachd\"")
 	}
@@ -252,14 +253,14 @@ func bound(in map[string]string) (map[string]string, string) {
 		}
 	}
 	// Keep a deterministic set when there are too many.
-	sortStrings(keys)
+	slices.Sort(keys)
 	var notes []string
 	if len(keys) > maxAnnotations {
 		notes = append(notes, fmt.Sprintf("%d annotations beyond the first %d dropped", len(keys)-maxAnnotations, maxAnnotations))
 		keys = keys[:maxAnnotations]
 	}
 	if len(bad) > 0 {
-		sortStrings(bad)
+		slices.Sort(bad)
 		notes = append(notes, "annotations with invalid keys dropped: "+strings.Join(bad, ", "))
 	}
 	out := make(map[string]string, len(keys))
@@ -300,16 +301,6 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-func sortStrings(s []string) {
-	// Insertion sort: at most a few hundred short keys, and it keeps the
-	// package free of a dependency for one call.
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
