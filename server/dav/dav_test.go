@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -404,5 +405,40 @@ func TestCollectionGet(t *testing.T) {
 	code, hdr, body := ts.do("GET", "/dav/", nil, "")
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || !strings.Contains(body, `href="/dav/x%20y.txt"`) {
 		t.Fatalf("GET /dav/: %d %s\n%s", code, hdr.Get("Content-Type"), body)
+	}
+}
+
+// Names with XML and URL metacharacters come back as well-formed XML whose
+// hrefs decode to the names.
+func TestOddNames(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	names := []string{"a&b<c>.txt", "sp ace+plus.txt", "ünï \"quote\" 'apos'.txt", "per%cent.txt"}
+	for _, n := range names {
+		if code, _, _ := ts.do("PUT", "/dav/"+escapePath(n), nil, n); code != 201 {
+			t.Fatalf("PUT %q: %d", n, code)
+		}
+	}
+	_, _, body := ts.do("PROPFIND", "/dav/", map[string]string{"Depth": "1"}, "")
+	var ms struct {
+		Hrefs []string `xml:"response>href"`
+	}
+	if err := xml.Unmarshal([]byte(body), &ms); err != nil {
+		t.Fatalf("PROPFIND answer is not XML: %v\n%s", err, body)
+	}
+	got := map[string]bool{}
+	for _, h := range ms.Hrefs {
+		u, err := url.PathUnescape(strings.TrimPrefix(h, "/dav/"))
+		if err != nil {
+			t.Fatalf("href %q: %v", h, err)
+		}
+		got[u] = true
+	}
+	for _, n := range names {
+		if !got[n] {
+			t.Errorf("%q not listed; hrefs %q", n, ms.Hrefs)
+		}
+		if _, _, b := ts.do("GET", "/dav/"+escapePath(n), nil, ""); b != n {
+			t.Errorf("GET %q = %q", n, b)
+		}
 	}
 }
