@@ -442,3 +442,30 @@ func TestOddNames(t *testing.T) {
 		}
 	}
 }
+
+// A cached listing is dropped as soon as the index changes, whoever changed it.
+func TestListingCacheFollowsTheIndex(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ts.put("c/one", "1", store.Info{})
+	list := func() string {
+		_, _, body := ts.do("PROPFIND", "/dav/c/", map[string]string{"Depth": "1"}, "")
+		return body
+	}
+	if b := list(); !strings.Contains(b, "/dav/c/one") {
+		t.Fatalf("first listing:\n%s", b)
+	}
+	list()                             // served from the cache
+	ts.put("c/two", "2", store.Info{}) // as Kazoo would, behind WebDAV's back
+	if b := list(); !strings.Contains(b, "/dav/c/two") {
+		t.Fatalf("listing after a store lacks it:\n%s", b)
+	}
+	if _, err := ts.st.Update(context.Background(), "c/one", func(o *store.Object) bool {
+		o.Props = []byte(`[{"ns":"urn:x","name":"p","xml":"v"}]`)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b := list(); !strings.Contains(b, `<p xmlns="urn:x">v</p>`) {
+		t.Fatalf("listing after a property change lacks it:\n%s", b)
+	}
+}

@@ -7,8 +7,9 @@ import (
 	"github.com/attachd/attachd/server/store"
 )
 
-// maxCachedEntries bounds the listing cache; past it the cache starts over.
-const maxCachedEntries = 200_000
+// maxCachedBytes bounds the listing cache (roughly: keys, metadata and
+// properties plus a fixed cost per entry); past it the cache starts over.
+const maxCachedBytes = 64 << 20
 
 // listCache keeps collection listings read from the index until the index
 // next changes (store.IndexWatch). Windows, Finder and davfs2 PROPFIND the
@@ -53,8 +54,10 @@ func (c *listCache) list(ctx context.Context, st *store.Store, key string, withM
 		return es, nil
 	}
 	es = nil
+	size := 0
 	err = st.ListLean(ctx, key, withMeta, func(e store.Entry) error {
 		es = append(es, e)
+		size += 200 + len(e.Key) + len(e.Object.Meta) + len(e.Object.Props) + len(e.Dir.Props)
 		return nil
 	})
 	if err != nil {
@@ -62,12 +65,12 @@ func (c *listCache) list(ctx context.Context, st *store.Store, key string, withM
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.version == v && len(es) <= maxCachedEntries {
-		if c.size+len(es) > maxCachedEntries {
+	if c.version == v && size <= maxCachedBytes {
+		if c.size+size > maxCachedBytes {
 			c.size, c.lists = 0, map[listKey][]store.Entry{}
 		}
 		c.lists[listKey{key, withMeta}] = es
-		c.size += len(es)
+		c.size += size
 	}
 	return es, nil
 }

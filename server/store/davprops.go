@@ -92,10 +92,12 @@ func (s *Store) ListLean(ctx context.Context, key string, withMeta bool, fn func
 	if withMeta {
 		meta = `meta`
 	}
-	// Fields are joined with NUL, which no key, hash, type or JSON text holds.
-	rows, err := s.idx.r.QueryContext(ctx, `SELECT key || char(0) || size || char(0) || sha256 || char(0) ||
-		content_type || char(0) || doc_id || char(0) || media_id || char(0) || created || char(0) || mtime ||
-		char(0) || props || char(0) || `+meta+` FROM objects WHERE parent = ? ORDER BY key`, key)
+	// Fields are joined with NUL. Keys escape it, hashes, numbers and the
+	// JSON we write cannot hold it, and the metadata comes last; the texts a
+	// client supplied lose theirs.
+	rows, err := s.idx.r.QueryContext(ctx, `SELECT concat_ws(char(0), key, size, sha256,
+		replace(content_type, char(0), ''), replace(doc_id, char(0), ''), replace(media_id, char(0), ''),
+		created, mtime, props, `+meta+`) FROM objects WHERE parent = ? ORDER BY key`, key)
 	if err != nil {
 		return fmt.Errorf("index: list objects: %w", err)
 	}
