@@ -182,8 +182,16 @@ func safeName(s string, max int) string {
 	if out == "" {
 		return "_"
 	}
+	base, _, _ := strings.Cut(out, ".")
+	if windowsReserved[strings.ToUpper(strings.TrimSpace(base))] {
+		out = "_" + out // Windows cannot open a file called CON, NUL.mp3, …
+	}
 	return out
 }
+
+var windowsReserved = map[string]bool{"CON": true, "PRN": true, "AUX": true, "NUL": true,
+	"COM1": true, "COM2": true, "COM3": true, "COM4": true, "COM5": true, "COM6": true, "COM7": true, "COM8": true, "COM9": true,
+	"LPT1": true, "LPT2": true, "LPT3": true, "LPT4": true, "LPT5": true, "LPT6": true, "LPT7": true, "LPT8": true, "LPT9": true}
 
 // viewRoot is the @by-date collection as a child of the user's root.
 func (q *request) viewRoot() *resource {

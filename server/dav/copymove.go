@@ -16,6 +16,25 @@ import (
 // header means T (§10.6; x/net/webdav reads it as F: golang/go #66059).
 func (q *request) copyMove(move bool) {
 	ctx := q.r.Context()
+	if q.view != nil {
+		// A file of the @by-date view may be copied into the tree: the
+		// source is its object. The view itself cannot change.
+		self, _, err := q.viewResources(q.view, 0)
+		if err != nil {
+			q.fail(err)
+			return
+		}
+		if move || self.dir {
+			q.fail(errReadOnlyView)
+			return
+		}
+		rel, ok := q.u.Inside(self.obj.Key)
+		if !ok {
+			q.fail(store.ErrNotFound)
+			return
+		}
+		q.rel, q.key, q.view = rel, self.obj.Key, nil
+	}
 	dest := q.r.Header.Get("Destination")
 	if dest == "" {
 		q.fail(fmt.Errorf("%w: no Destination header", errBadRequest))

@@ -130,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			q.fail(errReadOnlyUser)
 			return
 		}
-		if view != nil {
+		if view != nil && r.Method != "COPY" {
 			q.fail(errReadOnlyView)
 			return
 		}

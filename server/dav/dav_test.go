@@ -192,6 +192,19 @@ func TestKazooPropsAndView(t *testing.T) {
 	if code, _, _ := ts.do("DELETE", dayDir+escapePath(names[0]), nil, ""); code != 403 {
 		t.Errorf("DELETE in the view: %d, want 403", code)
 	}
+	// A view file can be copied out into the tree, not moved.
+	if code, _, _ := ts.do("MOVE", dayDir+escapePath(names[0]), map[string]string{"Destination": "/dav/moved.mp3"}, ""); code != 403 {
+		t.Errorf("MOVE out of the view: %d, want 403", code)
+	}
+	if code, _, _ := ts.do("COPY", dayDir+escapePath(names[0]), map[string]string{"Destination": "/dav/case-42.mp3"}, ""); code != 201 {
+		t.Errorf("COPY out of the view: %d, want 201", code)
+	}
+	if _, hdr, _ := ts.do("HEAD", "/dav/case-42.mp3", nil, ""); hdr.Get("ETag") != o1.ETag() {
+		t.Errorf("copied view file has ETag %s, want %s", hdr.Get("ETag"), o1.ETag())
+	}
+	if code, _, _ := ts.do("COPY", "/dav/case-42.mp3", map[string]string{"Destination": dayDir + "x.mp3"}, ""); code != 403 {
+		t.Errorf("COPY into the view: %d, want 403", code)
+	}
 	// The view is listed at the root.
 	_, _, body = ts.do("PROPFIND", "/dav/", map[string]string{"Depth": "1"}, "")
 	if !strings.Contains(body, "<D:href>/dav/@by-date/</D:href>") {
