@@ -1,6 +1,7 @@
 package dav
 
 import (
+	"context"
 	"mime"
 	"path"
 	"sort"
@@ -203,7 +204,8 @@ func (q *request) viewResources(v *viewPath, depth int) (*resource, []resource, 
 	if v.level > 3 {
 		return nil, nil, store.ErrNotFound
 	}
-	tree, err := q.buildView(v.account)
+	tree, err := q.h.lists.view(context.WithoutCancel(q.r.Context()), q.u.Root, v.account,
+		func() (viewTree, error) { return q.buildView(v.account) })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,6 +23,7 @@ type listCache struct {
 	version int64
 	size    int
 	lists   map[listKey][]store.Entry
+	views   map[string]viewTree // by user root, then account filter
 }
 
 type listKey struct {
@@ -31,7 +32,7 @@ type listKey struct {
 }
 
 func newListCache(st *store.Store) *listCache {
-	return &listCache{watch: st.NewIndexWatch(), lists: map[listKey][]store.Entry{}}
+	return &listCache{watch: st.NewIndexWatch(), lists: map[listKey][]store.Entry{}, views: map[string]viewTree{}}
 }
 
 // list returns the children of the folder at key, from the cache or from
@@ -42,9 +43,7 @@ func (c *listCache) list(ctx context.Context, st *store.Store, key string, withM
 		return nil, err
 	}
 	c.mu.Lock()
-	if v != c.version {
-		c.version, c.size, c.lists = v, 0, map[listKey][]store.Entry{}
-	}
+	c.sync(v)
 	es, ok := c.lists[listKey{key, withMeta}]
 	if !ok && !withMeta {
 		es, ok = c.lists[listKey{key, true}]
@@ -73,4 +72,39 @@ func (c *listCache) list(ctx context.Context, st *store.Store, key string, withM
 		c.size += size
 	}
 	return es, nil
+}
+
+// sync empties the cache if the index changed since it was filled. c.mu is held.
+func (c *listCache) sync(v int64) {
+	if v != c.version {
+		c.version, c.size = v, 0
+		c.lists, c.views = map[listKey][]store.Entry{}, map[string]viewTree{}
+	}
+}
+
+// view returns the @by-date tree of the objects under root (of one account,
+// if account is set), from the cache or built by build. The view reads every
+// object of the user's tree, so it is worth keeping until the index changes.
+func (c *listCache) view(ctx context.Context, root, account string, build func() (viewTree, error)) (viewTree, error) {
+	v, err := c.watch.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k := root + "\x00" + account
+	c.mu.Lock()
+	c.sync(v)
+	t, ok := c.views[k]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	if t, err = build(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version == v && len(c.views) < 64 {
+		c.views[k] = t
+	}
+	return t, nil
 }
