@@ -33,15 +33,11 @@ type propCtx struct {
 	quotaAvail  uint64
 	quotaUsed   uint64
 	quotaOK     bool
-	wantsLocks  bool
-	wantsQuota  bool
-	dataDir     string
 	nowForLocks time.Time
 }
 
 var (
 	pnResourceType  = xml.Name{Space: nsDAV, Local: "resourcetype"}
-	pnDisplayName   = xml.Name{Space: nsDAV, Local: "displayname"}
 	pnContentLength = xml.Name{Space: nsDAV, Local: "getcontentlength"}
 	pnContentType   = xml.Name{Space: nsDAV, Local: "getcontenttype"}
 	pnETag          = xml.Name{Space: nsDAV, Local: "getetag"}
