@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/store"
@@ -87,7 +88,9 @@ func app() *cli.App {
 				Name:  "reindex",
 				Usage: "rebuild the index of a data directory from its objects",
 				Description: "Rebuilds index.db from the metadata sidecars under DIR/objects and removes blobs\n" +
-					"no object names. Stop the server first: the data directory is locked while it runs.",
+					"no object names. With a storage plugin ([storage] backend), it first fetches every\n" +
+					"sidecar from the backend, so an empty data directory is rebuilt from the backend alone.\n" +
+					"Stop the server first: the data directory is locked while it runs.",
 				Flags: []cli.Flag{
 					configFlag,
 					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the data `DIR` (default: the configuration's data_dir)"},
@@ -203,7 +206,19 @@ func reindex(c *cli.Context) error {
 		return err
 	}
 	log := newLogger(cfg.Log, c.App.ErrWriter)
-	n, err := store.Reindex(c.Context, cfg.DataDir, store.Options{Logger: log})
+	opts := store.Options{Logger: log}
+	if name := cfg.Storage.Backend; name != "local" {
+		// Rebuild from the backend alone: its sidecars name every object.
+		m, err := host.New(host.Config{Dir: cfg.Plugins.Dir, Plugins: map[string]config.Plugin{name: cfg.Plugin[name]}, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if opts.Remote, err = m.Backend(name); err != nil {
+			return err
+		}
+	}
+	n, err := store.Reindex(c.Context, cfg.DataDir, opts)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +11,6 @@ import (
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/hooks"
-	"github.com/attachd/attachd/server/store"
 )
 
 // sinks returns the outbox subscribers the configuration asks for: one per hook.
@@ -35,7 +35,11 @@ func (s *Server) startPlugins() error {
 	if len(used) == 0 {
 		return nil
 	}
-	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: used, Logger: s.log, Content: hooks.Opener(s.store)})
+	// Hooks read content through the store, which opens after the plugins.
+	content := func(ctx context.Context, key, sha256 string) (io.ReadCloser, error) {
+		return hooks.Opener(s.store)(ctx, key, sha256)
+	}
+	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: used, Logger: s.log, Content: content})
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,7 @@ func (s *Server) startPlugins() error {
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "attachd_hook_deliveries_total", Help: "Hook delivery attempts by hook and outcome (ok, retry, fail, error).",
 	}, []string{"hook", "outcome"})
-	s.reg.MustRegister(deliveries, outboxCollector{s.store})
+	s.reg.MustRegister(deliveries)
 	s.dispatcher = &hooks.Dispatcher{
 		Store: s.store, Hooks: hs, Log: s.log,
 		Settings: func(name string) hooks.Settings {
@@ -75,7 +79,7 @@ func (s *Server) startPlugins() error {
 }
 
 // outboxCollector reports the delivery queues on each scrape.
-type outboxCollector struct{ st *store.Store }
+type outboxCollector struct{ s *Server }
 
 var (
 	queueDepth = prometheus.NewDesc("attachd_hook_queue_depth", "Deliveries waiting, per sink.", []string{"sink"}, nil)
@@ -92,7 +96,7 @@ func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	stats, err := c.st.OutboxStats(ctx)
+	stats, err := c.s.store.OutboxStats(ctx)
 	if err != nil {
 		return
 	}

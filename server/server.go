@@ -61,15 +61,28 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("refusing to listen on %s without authentication: add [[users]] "+
 			"(passwords from `attachd hash-password`), listen on a loopback address, or set allow_anonymous = true", cfg.Listen)
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MaxSize: int64(cfg.MaxBody), Logger: log, Sinks: sinks(cfg)})
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, store: st, auth: a, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, auth: a, reg: prometheus.NewRegistry()}
+	// Plugins start first: the store needs the storage plugin as its backend.
 	if err := s.startPlugins(); err != nil {
-		st.Close()
 		return nil, err
 	}
+	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: log, Sinks: sinks(cfg)}
+	if cfg.Storage.Backend != "local" {
+		b, err := s.plugins.Backend(cfg.Storage.Backend)
+		if err != nil {
+			s.plugins.Close()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		opts.Remote, opts.Through = b, cfg.Storage.WriteMode == "through"
+	}
+	st, err := store.Open(cfg.DataDir, opts)
+	if err != nil {
+		if s.plugins != nil {
+			s.plugins.Close()
+		}
+		return nil, err
+	}
+	s.store = st
 	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
@@ -81,6 +94,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.m = newMetrics(s.reg)
+	s.reg.MustRegister(outboxCollector{s})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -272,6 +286,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.dispatcher != nil {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.dispatcher.Run(bg) }()
+	}
+	if s.cfg.Storage.Backend != "local" && s.cfg.Storage.WriteMode == "spool" {
+		bgDone.Add(1)
+		go func() { defer bgDone.Done(); s.store.Replicate(bg) }()
 	}
 	defer func() {
 		stopBG()

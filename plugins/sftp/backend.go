@@ -137,6 +137,11 @@ func (b *backend) Open(ctx context.Context, name string, off, n int64) (io.ReadC
 	if err != nil {
 		return nil, mapErr("open", name, err)
 	}
+	// A blob store has no folders: a name that is one on the server is no blob.
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, sdk.ErrNotFound
+	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		f.Close()
 		return nil, mapErr("seek", name, err)

@@ -101,7 +101,17 @@ func (d *Dispatcher) run(ctx context.Context, name string, wake <-chan struct{})
 		}
 		outs := d.deliverAll(ctx, name, set, claimed)
 		if ctx.Err() != nil {
-			return // leave the leases to run out
+			// Shutting down: record what was delivered and give back the
+			// rest, so that the next process need not wait out the leases.
+			for i := range outs {
+				if !outs[i].Done && !outs[i].Dead {
+					outs[i].Next, outs[i].Error = time.Now(), "interrupted by shutdown"
+				}
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d.Store.FinishDeliveries(fctx, outs)
+			cancel()
+			return
 		}
 		if err := d.Store.FinishDeliveries(ctx, outs); err != nil {
 			d.Log.Error("hook: cannot record deliveries; they will be repeated", "hook", name, "err", err)

@@ -509,6 +509,8 @@ func Status(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, store.ErrNoSpace):
 		return http.StatusInsufficientStorage, "no space left on the server's disk"
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, "storage backend unavailable; try again"
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "server shutting down"
 	}

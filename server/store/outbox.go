@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 	type         TEXT NOT NULL,
 	key          TEXT NOT NULL,
 	blob         TEXT NOT NULL,
+	prev_blob    TEXT NOT NULL DEFAULT '',
 	sha256       TEXT NOT NULL,
 	size         INTEGER NOT NULL,
 	content_type TEXT NOT NULL,
@@ -58,6 +59,7 @@ type Delivery struct {
 	Type        string
 	Key         string
 	Blob        string
+	PrevBlob    string // the blob of the version this one replaced, if any
 	SHA256      string
 	Size        int64
 	ContentType string
@@ -92,12 +94,20 @@ func newEventID() string {
 // delivery of an earlier version of the same key that no dispatcher holds is
 // replaced: quick successive versions coalesce into one event, which keeps
 // the type "created" if the replaced one had it.
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, typ string, o Object) error {
-	if len(s.sinks) == 0 {
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, typ string, o Object, prevBlob ...string) error {
+	return s.enqueueTo(ctx, tx, s.sinks, typ, o, prevBlob...)
+}
+
+func (s *Store) enqueueTo(ctx context.Context, tx *sql.Tx, sinks []string, typ string, o Object, prevBlob ...string) error {
+	if len(sinks) == 0 {
 		return nil
 	}
+	prev := ""
+	if len(prevBlob) > 0 {
+		prev = prevBlob[0]
+	}
 	now := time.Now().UnixNano()
-	for _, sink := range s.sinks {
+	for _, sink := range sinks {
 		t := typ
 		if typ == ChangeUpdated {
 			var prev string
@@ -115,9 +125,9 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, typ string, o Object) e
 				return fmt.Errorf("outbox: %w", err)
 			}
 		}
-		if _, err := s.idx.exec(ctx, tx, `INSERT INTO outbox (event_id, sink, type, key, blob, sha256, size,
-			content_type, doc_id, media_id, request_id, occurred, next_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			newEventID(), sink, t, o.Key, o.Blob, o.SHA256, o.Size, o.ContentType, o.DocID, o.MediaID,
+		if _, err := s.idx.exec(ctx, tx, `INSERT INTO outbox (event_id, sink, type, key, blob, prev_blob, sha256, size,
+			content_type, doc_id, media_id, request_id, occurred, next_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			newEventID(), sink, t, o.Key, o.Blob, prev, o.SHA256, o.Size, o.ContentType, o.DocID, o.MediaID,
 			RequestID(ctx), now, now); err != nil {
 			return fmt.Errorf("outbox: enqueue: %w", err)
 		}
@@ -170,7 +180,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, sink string, limit int, lea
 	var out []Delivery
 	now := time.Now()
 	err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, event_id, sink, type, key, blob, sha256, size, content_type,
+		rows, err := tx.QueryContext(ctx, `SELECT id, event_id, sink, type, key, blob, prev_blob, sha256, size, content_type,
 			doc_id, media_id, request_id, occurred, attempts FROM outbox
 			WHERE sink = ? AND state = 'pending' AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?`,
 			sink, now.UnixNano(), now.UnixNano(), limit)
@@ -180,7 +190,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, sink string, limit int, lea
 		for rows.Next() {
 			var d Delivery
 			var occurred int64
-			if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.Type, &d.Key, &d.Blob, &d.SHA256, &d.Size,
+			if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.Type, &d.Key, &d.Blob, &d.PrevBlob, &d.SHA256, &d.Size,
 				&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &occurred, &d.Attempts); err != nil {
 				rows.Close()
 				return err

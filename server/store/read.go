@@ -18,13 +18,25 @@ func splitKey(key string) []string {
 
 // Stat returns the object stored at key, or ErrNotFound.
 func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
-	return s.get(ctx, key)
+	o, err := s.get(ctx, key)
+	if errors.Is(err, ErrNotFound) && s.remote != nil {
+		return s.statRemote(ctx, key)
+	}
+	return o, err
 }
 
 // LongestPrefix returns the stored object whose key is the longest proper
 // prefix of key on a segment boundary, or ErrNotFound.
 func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
-	return s.idx.longest(ctx, Parents(key))
+	o, err := s.idx.longest(ctx, Parents(key))
+	if errors.Is(err, ErrNotFound) && s.remote != nil {
+		for _, p := range Parents(key) {
+			if o, err := s.statRemote(ctx, p); !errors.Is(err, ErrNotFound) {
+				return o, err
+			}
+		}
+	}
+	return o, err
 }
 
 // FindByID returns the object whose Kazoo media id or document id is id, or
@@ -62,6 +74,10 @@ func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, e
 // OpenVersion opens the bytes of the version o describes.
 func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 	f, err := s.root.Open(blobPath(o.Blob))
+	if errors.Is(err, fs.ErrNotExist) && s.remote != nil {
+		// Moved on from the spool: read it from the backend.
+		return &remoteReader{b: s.remote, name: remoteBlob(o.Blob), size: o.Size}, nil
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}

@@ -17,6 +17,11 @@ func Reindex(ctx context.Context, dir string, opts Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s.remote != nil {
+		if _, err := s.reindexRemote(ctx); err != nil {
+			return 0, errors.Join(err, s.Close())
+		}
+	}
 	n, err := s.rebuild(ctx)
 	return n, errors.Join(err, s.Close())
 }
@@ -68,7 +73,7 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 				s.log.Warn("reindex: skipping unreadable sidecar", "path", path, "err", err)
 				return nil
 			}
-			if _, err := s.root.Stat(blobPath(o.Blob)); err != nil {
+			if _, err := s.root.Stat(blobPath(o.Blob)); err != nil && s.remote == nil {
 				s.log.Warn("reindex: sidecar names a missing blob; object dropped", "key", UnescapeKey(key), "blob", o.Blob)
 				return nil
 			}
@@ -93,6 +98,10 @@ func (s *Store) readSidecar(key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
+	return decodeSidecar(key, b)
+}
+
+func decodeSidecar(key string, b []byte) (Object, error) {
 	var sc sidecar
 	if err := json.Unmarshal(b, &sc); err != nil {
 		return Object{}, fmt.Errorf("decode sidecar: %w", err)

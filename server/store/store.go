@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -72,6 +73,12 @@ type Options struct {
 	// Sinks subscribe to changes: each change of an object queues one
 	// delivery per sink in the outbox (hooks: "hook:NAME").
 	Sinks []string
+	// Remote, if set, is where object bytes live; the data directory then
+	// holds the index, the sidecars and the spool.
+	Remote Backend
+	// Through makes stores write through to Remote before they commit;
+	// otherwise they commit to the local spool and Replicate moves them on.
+	Through bool
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -86,6 +93,8 @@ type Store struct {
 	sinks   []string
 	changed chan struct{}
 	cache   cache
+	remote  Backend
+	through bool
 
 	tree    sync.RWMutex    // held exclusively by folder moves and deletes
 	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
@@ -106,7 +115,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
-	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks, changed: make(chan struct{}, 1)}
+	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
+		changed: make(chan struct{}, 1), remote: opts.Remote, through: opts.Through}
+	if s.remote != nil && !s.through {
+		s.sinks = append(slices.Clone(s.sinks), ReplicateSink)
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -429,6 +442,11 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 	if err := s.checkParents(ctx, o.Key); err != nil {
 		return err
 	}
+	if s.remote != nil && s.through {
+		if err := s.pushThrough(ctx, o); err != nil {
+			return err
+		}
+	}
 	if err := s.writeSidecar(o); err != nil {
 		return err
 	}
@@ -436,12 +454,20 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 		if err := s.idx.putObject(ctx, tx, o); err != nil {
 			return err
 		}
-		return s.enqueue(ctx, tx, change, o)
+		return s.enqueue(ctx, tx, change, o, old.Blob)
 	}); err != nil {
 		s.cache.drop(o.Key)
 		return err
 	}
 	s.cache.put(o)
+	if s.remote != nil && s.through {
+		s.evict(o.Blob)
+		if old.Blob != "" && old.Blob != o.Blob && !s.blobReferenced(ctx, old.Blob) {
+			if err := s.remote.Delete(ctx, remoteBlob(old.Blob)); err != nil {
+				s.log.Warn("could not delete a replaced blob in the backend", "blob", old.Blob, "err", err)
+			}
+		}
+	}
 	if old.Blob != "" && old.Blob != o.Blob {
 		s.removeBlob(old.Blob)
 	}
@@ -460,7 +486,12 @@ func (s *Store) checkParents(ctx context.Context, key string) error {
 	return nil
 }
 
+// removeBlob deletes the local file of a blob no object names any more
+// (copies share blobs).
 func (s *Store) removeBlob(blob string) {
+	if s.blobReferenced(context.Background(), blob) {
+		return
+	}
 	if err := s.root.Remove(blobPath(blob)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("could not remove replaced blob; reindex removes it later", "blob", blob, "err", err)
 	}
@@ -483,12 +514,20 @@ type sidecar struct {
 	ModTime     time.Time       `json:"mtime"`
 }
 
-func (s *Store) writeSidecar(o Object) error {
+func encodeSidecar(o Object) ([]byte, error) {
 	b, err := json.Marshal(sidecar{Format: 1, Blob: o.Blob, Size: o.Size, SHA256: o.SHA256,
 		ContentType: o.ContentType, DocID: o.DocID, MediaID: o.MediaID, Meta: nilIfEmpty(o.Meta),
 		Props: nilIfEmpty(o.Props), Created: o.Created, Updated: o.Updated, ModTime: o.ModTime})
 	if err != nil {
-		return fmt.Errorf("encode sidecar: %w", err)
+		return nil, fmt.Errorf("encode sidecar: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) writeSidecar(o Object) error {
+	b, err := encodeSidecar(o)
+	if err != nil {
+		return err
 	}
 	parent, _ := Split(o.Key)
 	dir := "objects"

@@ -31,11 +31,25 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 	if err := s.writeSidecar(n); err != nil {
 		return o, err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, n) }); err != nil {
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.idx.putObject(ctx, tx, n); err != nil {
+			return err
+		}
+		// The backend's sidecar must follow the metadata too.
+		if s.remote != nil && !s.through {
+			return s.enqueueTo(ctx, tx, []string{ReplicateSink}, ChangeUpdated, n)
+		}
+		return nil
+	}); err != nil {
 		s.cache.drop(key)
 		return o, err
 	}
 	s.cache.put(n)
+	if s.remote != nil && s.through {
+		if err := s.pushSidecar(ctx, n); err != nil {
+			s.log.Warn("could not update the sidecar in the backend", "key", UnescapeKey(key), "err", err)
+		}
+	}
 	return n, nil
 }
 
@@ -72,6 +86,13 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 	}
 	s.cache.drop(key)
 	s.removeBlob(o.Blob)
+	if s.remote != nil && s.through {
+		if err := s.remote.Delete(ctx, remoteSidecar(key)); err != nil {
+			s.log.Warn("could not delete the sidecar in the backend", "key", UnescapeKey(key), "err", err)
+		} else if !s.blobReferenced(ctx, o.Blob) {
+			s.remote.Delete(ctx, remoteBlob(o.Blob))
+		}
+	}
 	return nil
 }
 
@@ -230,14 +251,8 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 	src := o.Key
 	o.Key = dst
 	if !move {
-		blob := newVersion()
-		if err := s.root.Link(blobPath(o.Blob), blobPath(blob)); err != nil {
-			return fmt.Errorf("copy %q: %w", UnescapeKey(src), mapErr(err))
-		}
-		if err := s.syncDir(blobPath(blob)[:len("blobs/xx")]); err != nil {
-			return err
-		}
-		o.Blob = blob
+		// Blobs are immutable: a copy shares its source's, and a blob is
+		// removed only when no object names it.
 		o.Created = time.Now()
 		o.Updated = o.Created
 	}

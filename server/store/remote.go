@@ -1,0 +1,348 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"time"
+)
+
+// ErrUnavailable is returned when the remote backend cannot be reached.
+var ErrUnavailable = errors.New("storage backend unavailable")
+
+// ReplicateSink is the outbox sink that moves spooled objects to the remote
+// backend in spool mode.
+const ReplicateSink = "replicate"
+
+// In the remote backend, an object is two blobs: its bytes at
+// "blobs/<blob>" and its sidecar at "objects/<key>", so that the backend
+// alone is enough to rebuild the index (Reindex with Options.Remote).
+func remoteBlob(blob string) string   { return "blobs/" + blob }
+func remoteSidecar(key string) string { return "objects/" + key }
+
+// remoteTimeout bounds one synchronous call to the backend (write-through
+// stores, deletes, fetching a sidecar on an index miss): Kazoo waits forever
+// for an answer (kazoo-contract §5), so a stalled backend must fail instead.
+const remoteTimeout = 2 * time.Minute
+
+func remoteErr(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+// pushBlob copies a local blob to the backend.
+func (s *Store) pushBlob(ctx context.Context, blob string) error {
+	f, err := s.root.Open(blobPath(blob))
+	if err != nil {
+		return fmt.Errorf("open blob %s: %w", blob, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w, err := s.remote.Create(ctx, remoteBlob(blob), fi.Size())
+	if err != nil {
+		return remoteErr("create blob", err)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		w.Abort()
+		return remoteErr("write blob", err)
+	}
+	return remoteErr("commit blob", w.Commit(ctx))
+}
+
+// pushSidecar writes the object's sidecar to the backend.
+func (s *Store) pushSidecar(ctx context.Context, o Object) error {
+	b, err := encodeSidecar(o)
+	if err != nil {
+		return err
+	}
+	w, err := s.remote.Create(ctx, remoteSidecar(o.Key), int64(len(b)))
+	if err != nil {
+		return remoteErr("create sidecar", err)
+	}
+	if _, err := w.Write(b); err != nil {
+		w.Abort()
+		return remoteErr("write sidecar", err)
+	}
+	return remoteErr("commit sidecar", w.Commit(ctx))
+}
+
+// pushThrough stores o in the backend before the local commit, for
+// write-through mode: Kazoo hears 201 only once the backend has the object.
+func (s *Store) pushThrough(ctx context.Context, o Object) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	if err := s.pushBlob(ctx, o.Blob); err != nil {
+		return err
+	}
+	return s.pushSidecar(ctx, o)
+}
+
+// evict removes the local copy of a blob the backend holds.
+func (s *Store) evict(blob string) {
+	if err := s.root.Remove(blobPath(blob)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("could not remove spooled copy", "blob", blob, "err", err)
+	}
+}
+
+// remoteReader reads a blob from the backend, seeking without I/O: it opens
+// a ranged read at the position of the next Read, and reuses it while reads
+// stay sequential.
+type remoteReader struct {
+	b     Backend
+	name  string
+	size  int64
+	pos   int64
+	rc    io.ReadCloser
+	rcPos int64
+}
+
+func (r *remoteReader) Read(p []byte) (int, error) {
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	if r.rc == nil || r.rcPos != r.pos {
+		if r.rc != nil {
+			r.rc.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		rc, err := r.b.Open(ctx, r.name, r.pos, -1)
+		if err != nil {
+			cancel()
+			r.rc = nil
+			return 0, remoteErr("read blob", err)
+		}
+		r.rc, r.rcPos = struct {
+			io.Reader
+			io.Closer
+		}{rc, closerFunc(func() error { cancel(); return rc.Close() })}, r.pos
+	}
+	n, err := r.rc.Read(p)
+	r.pos += int64(n)
+	r.rcPos += int64(n)
+	if err == io.EOF && r.pos < r.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+func (r *remoteReader) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += r.pos
+	case io.SeekEnd:
+		off += r.size
+	}
+	if off < 0 {
+		return 0, errors.New("seek before start")
+	}
+	r.pos = off
+	return off, nil
+}
+
+func (r *remoteReader) Close() error {
+	if r.rc != nil {
+		return r.rc.Close()
+	}
+	return nil
+}
+
+// statRemote finds an object the index does not know in the backend, and
+// indexes it: another attachd sharing the backend stored it.
+func (s *Store) statRemote(ctx context.Context, key string) (Object, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	rc, err := s.remote.Open(ctx, remoteSidecar(key), 0, 1<<20)
+	if err != nil {
+		return Object{}, remoteErr("read sidecar", err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return Object{}, remoteErr("read sidecar", err)
+	}
+	o, err := decodeSidecar(key, b)
+	if err != nil {
+		return Object{}, err
+	}
+	s.tree.RLock()
+	defer s.tree.RUnlock()
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	if cur, err := s.get(ctx, key); err == nil {
+		return cur, nil // stored here meanwhile
+	}
+	if err := s.checkParents(ctx, key); err != nil {
+		return Object{}, err
+	}
+	if err := s.writeSidecar(o); err != nil {
+		return Object{}, err
+	}
+	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, o) }); err != nil {
+		return Object{}, err
+	}
+	s.cache.put(o)
+	return o, nil
+}
+
+// Replicate moves spooled objects to the backend, and deletes there what was
+// deleted here, until ctx is cancelled. Failures are retried with backoff for
+// as long as it takes: an accepted upload is never dropped.
+func (s *Store) Replicate(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		ds, err := s.ClaimDeliveries(ctx, ReplicateSink, 16, remoteTimeout+10*time.Second)
+		if err != nil {
+			s.log.Error("replication: cannot read the outbox", "err", err)
+		}
+		if len(ds) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-s.changed:
+			case <-tick.C:
+			}
+			continue
+		}
+		var outs []Outcome
+		for i, d := range ds {
+			err := s.replicate(ctx, d)
+			if ctx.Err() != nil {
+				// Shutting down: give back what was not done, so that the
+				// next process need not wait for the leases to run out.
+				for _, d := range ds[i:] {
+					outs = append(outs, Outcome{ID: d.ID, Next: time.Now(), Error: "interrupted by shutdown"})
+				}
+				s.finishDetached(outs)
+				return
+			}
+			if err != nil {
+				wait := min(time.Second<<min(d.Attempts-1, 6), time.Minute)
+				wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+				s.log.Warn("replication to the backend failed; will retry", "key", UnescapeKey(d.Key), "attempt", d.Attempts, "in", wait, "err", err)
+				outs = append(outs, Outcome{ID: d.ID, Next: time.Now().Add(wait), Error: err.Error()})
+				continue
+			}
+			outs = append(outs, Outcome{ID: d.ID, Done: true})
+		}
+		if err := s.FinishDeliveries(ctx, outs); err != nil {
+			s.log.Error("replication: cannot record progress; it will be repeated", "err", err)
+		}
+	}
+}
+
+// finishDetached records outcomes while the caller's context is cancelled.
+func (s *Store) finishDetached(outs []Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.FinishDeliveries(ctx, outs); err != nil {
+		s.log.Warn("could not release deliveries at shutdown; their leases will run out", "err", err)
+	}
+}
+
+// replicate makes the backend match the local state of one key.
+func (s *Store) replicate(ctx context.Context, d Delivery) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	// The index, not the cache: a writer updates the cache just after its
+	// commit, and the delivery may be claimed in between.
+	o, err := s.idx.get(ctx, d.Key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// Deleted (or moved away): remove it there too.
+		if err := s.remote.Delete(ctx, remoteSidecar(d.Key)); err != nil {
+			return remoteErr("delete sidecar", err)
+		}
+		if !s.blobReferenced(ctx, d.Blob) {
+			return remoteErr("delete blob", s.remote.Delete(ctx, remoteBlob(d.Blob)))
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if _, err := s.root.Stat(blobPath(o.Blob)); err == nil {
+		if err := s.pushBlob(ctx, o.Blob); err != nil {
+			return err
+		}
+	} else if _, err := s.remote.Stat(ctx, remoteBlob(o.Blob)); err != nil {
+		return remoteErr("find blob", err) // neither here nor there: retry, and say so
+	}
+	if err := s.pushSidecar(ctx, o); err != nil {
+		return err
+	}
+	if d.PrevBlob != "" && d.PrevBlob != o.Blob && !s.blobReferenced(ctx, d.PrevBlob) {
+		if err := s.remote.Delete(ctx, remoteBlob(d.PrevBlob)); err != nil {
+			return remoteErr("delete replaced blob", err)
+		}
+	}
+	s.evictIfCurrent(ctx, o)
+	return nil
+}
+
+// evictIfCurrent removes the spooled copy once the backend has it, unless a
+// newer version took its place meanwhile (which evicts itself later).
+func (s *Store) evictIfCurrent(ctx context.Context, o Object) {
+	mu := s.stripe(o.Key)
+	mu.Lock()
+	defer mu.Unlock()
+	if cur, err := s.get(ctx, o.Key); err == nil && cur.Blob == o.Blob {
+		s.evict(o.Blob)
+	}
+}
+
+// blobReferenced reports whether any object names blob: copies share blobs.
+func (s *Store) blobReferenced(ctx context.Context, blob string) bool {
+	var one int
+	err := s.idx.queryRow(ctx, `SELECT 1 FROM objects WHERE blob = ? LIMIT 1`, blob).Scan(&one)
+	return err == nil
+}
+
+// reindexRemote rebuilds the local objects tree and index from the
+// backend's sidecars.
+func (s *Store) reindexRemote(ctx context.Context) (int, error) {
+	n, cursor := 0, ""
+	for {
+		page, next, err := s.remote.List(ctx, "objects/", cursor, 1000)
+		if err != nil {
+			return n, remoteErr("list sidecars", err)
+		}
+		for _, bi := range page {
+			key := bi.Name[len("objects/"):]
+			rc, err := s.remote.Open(ctx, bi.Name, 0, -1)
+			if err != nil {
+				return n, remoteErr("read sidecar", err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return n, remoteErr("read sidecar", err)
+			}
+			o, err := decodeSidecar(key, b)
+			if err != nil {
+				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "name", bi.Name, "err", err)
+				continue
+			}
+			if err := s.writeSidecar(o); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if next == "" {
+			return n, nil
+		}
+		cursor = next
+	}
+}
