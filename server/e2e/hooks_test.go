@@ -202,6 +202,7 @@ func TestHooksEveryEventDelivered(t *testing.T) {
 	}
 	r := newReceiver(t, 0.3)
 	srv := startServer(t, serverOptions{Config: webhookConfig(t, r, `concurrency = 8
+timeout = "3s"
 min_backoff = "50ms"
 max_backoff = "1s"`)})
 	var accepted []string
