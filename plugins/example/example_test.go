@@ -20,6 +20,13 @@ func TestGuideShowsExample(t *testing.T) {
 	if !strings.Contains(string(doc), "```go\n"+string(src)+"```\n") {
 		t.Error("docs/plugins.md does not show plugins/example/main.go verbatim")
 	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```go\n"+string(src)+"```\n") {
+		t.Error("README.md does not show plugins/example/main.go verbatim")
+	}
 	if n := strings.Count(string(src), "\n"); n >= 60 {
 		t.Errorf("the example has %d lines; the guide promises fewer than 60", n)
 	}
