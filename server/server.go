@@ -153,8 +153,11 @@ func (s *Server) Handler() http.Handler {
 		return s.instrument(route, s.authenticate(route, h))
 	}
 	if s.dav != nil {
-		mux.Handle("/dav/", protected("dav", s.dav))
-		mux.Handle("/dav", http.RedirectHandler("/dav/", http.StatusMovedPermanently))
+		dav := protected("dav", s.dav)
+		mux.Handle("/dav/", dav)
+		// gvfs and Windows probe the prefix without its slash; a redirect
+		// there breaks PROPFIND, so answer it as the root.
+		mux.Handle("/dav", dav)
 	}
 	kz := protected("kazoo", s.kazoo)
 	// Every other path is Kazoo's. Bypass the mux's path cleaning, which would
