@@ -32,7 +32,7 @@ var pluginBuild struct {
 	err  error
 }
 
-func plugins(t *testing.T) (string, map[string]string) {
+func plugins(t testing.TB) (string, map[string]string) {
 	t.Helper()
 	pluginBuild.once.Do(func() {
 		dir, err := os.MkdirTemp("", "attachd-e2e-plugins-")
@@ -79,10 +79,12 @@ type receiver struct {
 	requests  int
 }
 
-func newReceiver(t *testing.T, failRate float64) *receiver {
+func newReceiver(t testing.TB, failRate float64) *receiver {
 	r := &receiver{secret: "s3cret", failRate: failRate, delivered: map[string]map[string]bool{}, events: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
+	if t != nil {
+		t.Cleanup(r.srv.Close)
+	}
 	return r
 }
 
@@ -164,7 +166,7 @@ func (r *receiver) waitAll(t *testing.T, keys []string, typ string, limit time.D
 	}
 }
 
-func webhookConfig(t *testing.T, r *receiver, hookTable string) *config {
+func webhookConfig(t testing.TB, r *receiver, hookTable string) *config {
 	dir, pins := plugins(t)
 	return &config{Extra: fmt.Sprintf(`hooks = ["webhook"]
 [plugins]

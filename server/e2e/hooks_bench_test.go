@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// These benchmarks drive the built binary and the real plugins; run them with
+//
+//	go test -run '^$' -bench Hook -benchtime 1x ./server/e2e/
+//
+// They report rates, not timings to assert: compare them within one run.
+
+// BenchmarkHookDelivery measures events delivered per second to a webhook
+// whose receiver does nothing but answer 204.
+func BenchmarkHookDelivery(b *testing.B) {
+	const n = 5000
+	r := newReceiver(b, 0)
+	srv := startServer(b, serverOptions{Config: webhookConfig(b, r, "concurrency = 16")})
+	keys := make([]string, n)
+	start := time.Now()
+	putMany(b, srv, n, 8, 1024, func(i int, path string) { keys[i] = path[1:] })
+	putDone := time.Since(start)
+	deadline := time.Now().Add(5 * time.Minute)
+	for r.missing(keys, "attachment.created") > 0 {
+		if time.Now().After(deadline) {
+			b.Fatal("events not delivered within 5 min")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	all := time.Since(start)
+	b.ReportMetric(float64(n)/all.Seconds(), "events/s")
+	b.ReportMetric(float64(n)/putDone.Seconds(), "puts/s")
+}
+
+// BenchmarkPutWithHooks measures 100 KiB Kazoo PUTs per second (8 clients,
+// 5 s) with no hooks, then with two hooks configured (webhook and exec).
+func BenchmarkPutWithHooks(b *testing.B) {
+	r := newReceiver(b, 0)
+	dir, pins := plugins(b)
+	none := startServer(b, serverOptions{})
+	base := rate(b, none, 5*time.Second)
+	none.stop(b)
+	two := startServer(b, serverOptions{Config: &config{Extra: fmt.Sprintf(`hooks = ["webhook", "exec"]
+[plugins]
+dir = %q
+[plugin.webhook]
+sha256 = %q
+[plugin.webhook.config]
+url = %q
+secret = %q
+[plugin.exec]
+sha256 = %q
+[plugin.exec.config]
+command = ["/bin/true"]
+content = "none"
+`, dir, pins["webhook"], r.srv.URL, r.secret, pins["exec"])}})
+	with := rate(b, two, 5*time.Second)
+	b.ReportMetric(base, "puts/s-no-hooks")
+	b.ReportMetric(with, "puts/s-two-hooks")
+	b.ReportMetric(with/base, "ratio")
+}
+
+func rate(b *testing.B, srv *server, d time.Duration) float64 {
+	body := bytes.Repeat([]byte{0xA5}, 100<<10)
+	var n atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/rate/%d/%d.bin", srv.Addr, c, i), bytes.NewReader(body))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					b.Errorf("PUT: %v %v", resp, err)
+					return
+				}
+				resp.Body.Close()
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
+
+func putMany(b *testing.B, srv *server, n, clients, size int, done func(int, string)) {
+	body := bytes.Repeat([]byte{0x5A}, size)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				path := fmt.Sprintf("/bench-hooks/%03d/%d.mp3", i/100, i)
+				req, _ := http.NewRequest(http.MethodPut, "http://"+srv.Addr+path, bytes.NewReader(body))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					b.Errorf("PUT %s: %v %v", path, resp, err)
+					return
+				}
+				resp.Body.Close()
+				done(i, path)
+			}
+		}()
+	}
+	wg.Wait()
+}
