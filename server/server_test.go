@@ -66,14 +66,18 @@ func TestReadyzAndDrain(t *testing.T) {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	if resp, err = http.Get(url + "/no/such/object"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown object: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	resp, err = http.Get(url + "/metrics")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("metrics: %v %v", resp, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "attachd_http_requests_total") {
-		t.Error("metrics lack attachd_http_requests_total")
+	if !strings.Contains(string(b), `attachd_http_requests_total{code="404",method="GET",route="kazoo"} 1`) {
+		t.Errorf("metrics lack the request:\n%s", b)
 	}
 	cancel()
 	if err := <-done; err != nil {
