@@ -60,7 +60,8 @@ func (s *Server) startPlugins() error {
 	}, []string{"hook", "outcome"})
 	s.reg.MustRegister(deliveries)
 	s.dispatcher = &hooks.Dispatcher{
-		Store: s.store, Hooks: hs, Log: s.log,
+		Hooks: hs, Log: s.log, // Store is set once the store opens, after the plugins
+
 		Settings: func(name string) hooks.Settings {
 			h := s.cfg.HookSettings(name)
 			return hooks.Settings{Concurrency: h.Concurrency, Timeout: time.Duration(h.Timeout),

@@ -83,6 +83,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
+	if s.dispatcher != nil {
+		s.dispatcher.Store = st
+	}
 	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
