@@ -66,6 +66,14 @@ go vet ./...
 say "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# The Kazoo suite and litmus again, with the bytes in each storage plugin.
+for backend in sftp azblob; do
+	say "Kazoo suite and litmus with the $backend backend"
+	ATTACHD_E2E_BACKEND=$backend go test -count=1 -timeout 10m \
+		-run 'TestScenarios|TestShapesOnOneServer|TestVectors|TestBase64Modes|TestShortBody|TestOverwriteIsAtomic|TestHead|TestDAVLitmus|TestDAVKazooInterop' \
+		./server/e2e/
+done
+
 say "fuzzing, $fuzztime per target"
 fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="$fuzztime" "$1" | tail -n 2; }
 fuzz ./server/kazoo FuzzMultipart

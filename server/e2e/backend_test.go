@@ -18,7 +18,7 @@ import (
 // attachd's bytes in a real SFTP server or Azurite, both started on loopback
 // by test.sh (.ci/sshd.sh, .ci/azurite.sh). Without them the test is skipped,
 // except in CI, where it fails.
-func backendTOML(t *testing.T, kind, mode, container string) string {
+func backendTOML(t testing.TB, kind, mode, container string) string {
 	t.Helper()
 	need := map[string][]string{
 		"sftp":   {"ATTACHD_SFTP_ADDR", "ATTACHD_SFTP_USER", "ATTACHD_SFTP_KEY", "ATTACHD_SFTP_HOST_KEY", "ATTACHD_SFTP_ROOT"},
