@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -225,3 +226,67 @@ func TestSharedContainer(t *testing.T) {
 	o := objs[2]
 	b.mustGet(t, blobObj{o.path + o.path + "?media_id=x", o.body})
 }
+
+// TestStoragePluginKilledMidUpload kills the SFTP plugin again and again
+// while large write-through uploads run: each upload either succeeds whole
+// (201, and reads back exactly) or fails with a mapped 5xx and leaves
+// nothing; the plugin comes back and later uploads succeed.
+func TestStoragePluginKilledMidUpload(t *testing.T) {
+	srv := startServer(t, serverOptions{Config: &config{Extra: backendTOML(t, "sftp", "through", uniqueName("kill"))}})
+	stop := make(chan struct{})
+	killed := make(chan int, 100)
+	go func() {
+		defer close(killed)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(400 * time.Millisecond):
+			}
+			if pid := childNamed(srv.proc.cmd.Process.Pid, "attachd-plugin-sftp"); pid != 0 {
+				if syscallKill(pid) == nil {
+					killed <- pid
+				}
+			}
+		}
+	}()
+	var ok, failed int
+	for i := range 6 {
+		o := blobObj{fmt.Sprintf("/kill/%d.bin", i), make([]byte, 48<<20)}
+		rand.Read(o.body)
+		code, err := put(t, srv, o.path, o.body)
+		switch {
+		case err == nil && code == http.StatusCreated:
+			ok++
+			srv.mustGet(t, o)
+		case err == nil && (code == http.StatusServiceUnavailable || code == http.StatusInternalServerError):
+			failed++
+			if _, err := os.Stat(filepath.Join(srv.DataDir, "objects", "kill", fmt.Sprint(i)+".bin")); !os.IsNotExist(err) {
+				t.Fatalf("failed upload %d left a sidecar", i)
+			}
+		default:
+			t.Fatalf("upload %d: %d %v", i, code, err)
+		}
+	}
+	close(stop)
+	n := 0
+	for range killed {
+		n++
+	}
+	t.Logf("%d uploads stored, %d failed with 5xx, plugin killed %d times", ok, failed, n)
+	if n == 0 {
+		t.Fatal("the plugin was never killed")
+	}
+	if n := localBlobs(t, srv.DataDir); n != 0 {
+		t.Errorf("%d blobs left in the spool", n)
+	}
+	// The supervisor brings the plugin back: a new upload goes through.
+	o := blobObj{"/kill/after.bin", []byte("after")}
+	waitFor(t, 30*time.Second, "an upload after the plugin came back", func() bool {
+		code, err := put(t, srv, o.path, o.body)
+		return err == nil && code == http.StatusCreated
+	})
+	srv.mustGet(t, o)
+}
+
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
