@@ -71,6 +71,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// coalesce is how long a woken dispatcher waits for more events.
+const coalesce = 20 * time.Millisecond
+
 // batch bounds how many deliveries one claim takes: a claim and its outcomes
 // cost one index transaction each, whatever their number.
 const batch = 64
@@ -95,6 +98,10 @@ func (d *Dispatcher) run(ctx context.Context, name string, wake <-chan struct{})
 			select {
 			case <-ctx.Done():
 			case <-wake:
+				// Let a burst of stores queue up: one claim and one finish
+				// per batch instead of per event leaves the index's one
+				// writer to the uploads.
+				time.Sleep(coalesce)
 			case <-tick.C:
 			}
 			continue
