@@ -293,8 +293,19 @@ func (u *Upload) Write(p []byte) (int, error) {
 		u.err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, u.s.maxSize)
 		return 0, u.err
 	}
-	n, err := u.f.Write(p)
-	u.h.Write(p[:n])
+	var n int
+	var err error
+	if len(p) >= parallelHash {
+		// SHA-256 runs at about the speed of the disk: hash on another core
+		// while the bytes are written.
+		done := make(chan struct{})
+		go func() { u.h.Write(p); close(done) }()
+		n, err = u.f.Write(p)
+		<-done
+	} else {
+		n, err = u.f.Write(p)
+		u.h.Write(p[:n])
+	}
 	u.n += int64(n)
 	if err != nil {
 		u.err = fmt.Errorf("write upload: %w", mapErr(err))
@@ -302,28 +313,40 @@ func (u *Upload) Write(p []byte) (int, error) {
 	return n, u.err
 }
 
-// ReadFrom copies r into the upload with a pooled buffer, so that io.Copy
-// neither allocates per request nor uses a small buffer.
+// parallelHash is the smallest write whose hashing is worth a goroutine.
+const parallelHash = 64 << 10
+
+// ReadFrom copies r into the upload with two pooled buffers: while one is
+// hashed and written, the next is read. io.Copy uses it, so a request body
+// is neither read with a small buffer nor copied through an allocation.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
-	bp := u.s.bufs.Get().(*[]byte)
+	ap, bp := u.s.bufs.Get().(*[]byte), u.s.bufs.Get().(*[]byte)
+	defer u.s.bufs.Put(ap)
 	defer u.s.bufs.Put(bp)
-	buf := *bp
+	cur, next := *ap, *bp
 	var total int64
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if _, werr := u.Write(buf[:n]); werr != nil {
-				return total, werr
-			}
-			total += int64(n)
+	n, rerr := io.ReadFull(r, cur)
+	for n > 0 {
+		written := make(chan error, 1)
+		go func(p []byte) { _, err := u.Write(p); written <- err }(cur[:n])
+		var m int
+		var nerr error
+		if rerr == nil {
+			m, nerr = io.ReadFull(r, next)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return total, nil
+		if werr := <-written; werr != nil {
+			return total, werr
 		}
-		if err != nil {
-			return total, err
+		total += int64(n)
+		if rerr != nil {
+			break
 		}
+		cur, next, n, rerr = next, cur, m, nerr
 	}
+	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		return total, nil
+	}
+	return total, rerr
 }
 
 // Size returns the number of bytes written so far.
