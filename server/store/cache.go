@@ -18,8 +18,8 @@ type cache struct {
 	m   map[string]Object
 }
 
-// cacheMax bounds the cache; past it the cache starts over.
-const cacheMax = 100_000
+// cacheMax bounds the cache (a few MiB); past it the cache starts over.
+const cacheMax = 10_000
 
 func (c *cache) lookup(key string) (Object, uint64, bool) {
 	c.mu.Lock()
@@ -41,15 +41,15 @@ func (c *cache) fill(o Object, seq uint64) {
 	c.m[o.Key] = o
 }
 
-// put records a row a writer committed.
+// put records a row a writer committed, if the key is cached: the cache
+// holds what is read, and a burst of stores must not push that out.
 func (c *cache) put(o Object) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	if c.m == nil || len(c.m) >= cacheMax {
-		c.m = map[string]Object{}
+	if _, ok := c.m[o.Key]; ok {
+		c.m[o.Key] = o
 	}
-	c.m[o.Key] = o
 }
 
 // drop forgets key, or everything if key is "".
