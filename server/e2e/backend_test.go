@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -290,3 +292,118 @@ func TestStoragePluginKilledMidUpload(t *testing.T) {
 }
 
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// TestSFTPOutageUnderLoad stops sshd for a while in the middle of a stream
+// of uploads in spool mode: every upload is still accepted, and once sshd is
+// back every accepted upload reaches the SFTP server (counted there).
+func TestSFTPOutageUnderLoad(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("openssh-server is not installed")
+		}
+		t.Skip("openssh-server is not installed")
+	}
+	// Keys and config from the CI script; this test runs sshd itself, so
+	// that it can stop and restart it on the same port.
+	dir := t.TempDir()
+	script := filepath.Join(repoRoot(), ".ci", "sshd.sh")
+	if out, err := exec.Command(script, "start", dir).CombinedOutput(); err != nil {
+		t.Fatalf("sshd.sh start: %v\n%s", err, out)
+	}
+	envFile, _ := os.ReadFile(filepath.Join(dir, "env"))
+	if out, err := exec.Command(script, "stop", dir).CombinedOutput(); err != nil {
+		t.Fatalf("sshd.sh stop: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(envFile), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "export "), "="); ok {
+			t.Setenv(k, v)
+		}
+	}
+	sshdBin, err := exec.LookPath("sshd")
+	if err != nil {
+		sshdBin = "/usr/sbin/sshd"
+	}
+	var sshd *exec.Cmd
+	startSSHD := func() {
+		sshd = exec.Command(sshdBin, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+		if err := sshd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "sshd listening", func() bool {
+			c, err := net.Dial("tcp", os.Getenv("ATTACHD_SFTP_ADDR"))
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
+	stopSSHD := func() {
+		// The listener's children carry the open sessions: end them too,
+		// or the plugin's connection outlives the "outage".
+		for range 20 {
+			child := childNamed(sshd.Process.Pid, "sshd")
+			if child == 0 {
+				break
+			}
+			syscall.Kill(child, syscall.SIGKILL)
+			time.Sleep(20 * time.Millisecond)
+		}
+		sshd.Process.Signal(syscall.SIGTERM)
+		sshd.Wait()
+	}
+	startSSHD()
+	t.Cleanup(func() {
+		if sshd.ProcessState == nil {
+			stopSSHD()
+		}
+	})
+
+	container := uniqueName("load")
+	srv := startServer(t, serverOptions{Config: &config{Extra: backendTOML(t, "sftp", "spool", container)}})
+	var mu sync.Mutex
+	var accepted []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/load/%d/%d.mp3", c, i)
+				code, err := put(t, srv, path, bytes.Repeat([]byte{byte(i)}, 20000))
+				if err != nil || code != http.StatusCreated {
+					t.Errorf("PUT %s during the outage: %d %v", path, code, err)
+					return
+				}
+				mu.Lock()
+				accepted = append(accepted, path[1:])
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	stopSSHD()
+	time.Sleep(3 * time.Second)
+	startSSHD()
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	waitFor(t, 2*time.Minute, "the spool to drain into the SFTP server", func() bool { return localBlobs(t, srv.DataDir) == 0 })
+	root := filepath.Join(os.Getenv("ATTACHD_SFTP_ROOT"), container)
+	missing := 0
+	for _, k := range accepted {
+		if _, err := os.Stat(filepath.Join(root, "objects", k)); err != nil {
+			missing++
+		}
+	}
+	blobs, _ := filepath.Glob(filepath.Join(root, "blobs", "*"))
+	t.Logf("%d uploads accepted while sshd went away and came back; %d sidecars and %d blobs on the server", len(accepted), len(accepted)-missing, len(blobs))
+	if missing > 0 || len(blobs) != len(accepted) {
+		t.Fatalf("%d of %d accepted uploads never reached the SFTP server (%d blobs there)", missing, len(accepted), len(blobs))
+	}
+}
