@@ -16,4 +16,4 @@ import "github.com/attachd/attachd/plugins/sdk"
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-func main() { sdk.ServeHook("exec", version, &execHook{}) }
+func main() { sdk.ServeHook(sdk.NameFromExecutable("exec"), version, &execHook{}) }

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -105,4 +107,16 @@ func (g *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error
 
 func (g *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
 	return nil, errors.New("sdk: a plugin does not dial plugins")
+}
+
+// NameFromExecutable returns the plugin name in this executable's file name
+// (attachd-plugin-<name>), or fallback if it has none. A hook that serves
+// under it can run as several instances: copy attachd-plugin-webhook to
+// attachd-plugin-crm and configure [plugin.crm] as a second webhook.
+func NameFromExecutable(fallback string) string {
+	base := filepath.Base(os.Args[0])
+	if name, ok := strings.CutPrefix(base, "attachd-plugin-"); ok && name != "" {
+		return strings.TrimSuffix(name, ".exe")
+	}
+	return fallback
 }

@@ -13,4 +13,4 @@ import "github.com/attachd/attachd/plugins/sdk"
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-func main() { sdk.ServeHook("webhook", version, &webhook{}) }
+func main() { sdk.ServeHook(sdk.NameFromExecutable("webhook"), version, &webhook{}) }

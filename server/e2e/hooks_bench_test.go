@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,31 +56,43 @@ func BenchmarkHookDelivery(b *testing.B) {
 }
 
 // BenchmarkPutWithHooks measures 100 KiB Kazoo PUTs per second (8 clients,
-// 5 s) with no hooks, then with two hooks configured (webhook and exec).
+// 5 s) with no hooks, then with two webhooks configured (the webhook plugin
+// twice, under two names), then with a webhook and an exec hook running
+// /bin/true for each event.
 func BenchmarkPutWithHooks(b *testing.B) {
 	r := newReceiver(b, 0)
 	dir, pins := plugins(b)
+	// A second webhook: the same binary under another name.
+	src, err := os.ReadFile(filepath.Join(dir, "attachd-plugin-webhook"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "attachd-plugin-archive"), src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	hook := func(name string) string {
+		return fmt.Sprintf("[plugin.%s]\nsha256 = %q\n[plugin.%s.config]\nurl = %q\nsecret = %q\n", name, pins["webhook"], name, r.srv.URL, r.secret)
+	}
 	none := startServer(b, serverOptions{})
 	base := rate(b, none, 5*time.Second)
 	none.stop(b)
-	two := startServer(b, serverOptions{Config: &config{Extra: fmt.Sprintf(`hooks = ["webhook", "exec"]
+	two := startServer(b, serverOptions{Config: &config{Extra: fmt.Sprintf("hooks = [\"webhook\", \"archive\"]\n[plugins]\ndir = %q\n", dir) + hook("webhook") + hook("archive")}})
+	webhooks := rate(b, two, 5*time.Second)
+	two.stop(b)
+	withExec := startServer(b, serverOptions{Config: &config{Extra: fmt.Sprintf(`hooks = ["webhook", "exec"]
 [plugins]
 dir = %q
-[plugin.webhook]
-sha256 = %q
-[plugin.webhook.config]
-url = %q
-secret = %q
 [plugin.exec]
 sha256 = %q
 [plugin.exec.config]
 command = ["/bin/true"]
 content = "none"
-`, dir, pins["webhook"], r.srv.URL, r.secret, pins["exec"])}})
-	with := rate(b, two, 5*time.Second)
+`, dir, pins["exec"]) + hook("webhook")}})
+	execRate := rate(b, withExec, 5*time.Second)
 	b.ReportMetric(base, "puts/s-no-hooks")
-	b.ReportMetric(with, "puts/s-two-hooks")
-	b.ReportMetric(with/base, "ratio")
+	b.ReportMetric(webhooks, "puts/s-two-webhooks")
+	b.ReportMetric(webhooks/base, "ratio-two-webhooks")
+	b.ReportMetric(execRate/base, "ratio-webhook+exec")
 }
 
 func rate(b *testing.B, srv *server, d time.Duration) float64 {
