@@ -76,3 +76,10 @@ func (s *Store) get(ctx context.Context, key string) (Object, error) {
 	}
 	return o, err
 }
+
+// forgetAll empties the object cache and the known folders, after a change
+// to a whole folder.
+func (s *Store) forgetAll() {
+	s.cache.drop("")
+	s.dirs.Clear()
+}

@@ -134,6 +134,10 @@ func openIndex(path string) (*index, error) {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
+	// Keep them all: database/sql keeps 2 idle by default, and reopening a
+	// connection (and re-preparing its statements) cost more than a fetch.
+	r.SetMaxIdleConns(8)
+	r.SetConnMaxIdleTime(0)
 	return &index{w: w, r: r}, nil
 }
 

@@ -32,7 +32,7 @@ func Reindex(ctx context.Context, dir string, opts Options) (int, error) {
 func (s *Store) rebuild(ctx context.Context) (int, error) {
 	s.tree.Lock()
 	defer s.tree.Unlock()
-	defer s.cache.drop("")
+	defer s.forgetAll()
 	count := 0
 	referenced := map[string]bool{}
 	err := s.idx.tx(ctx, func(tx *sql.Tx) error {

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,6 +94,10 @@ type Store struct {
 	sinks   []string
 	changed chan struct{}
 	cache   cache
+	// dirs remembers folders known to exist, on disk and in the index, so
+	// that a store into a known folder skips the checks that it is one.
+	// Only folder deletes and moves, under the tree lock, forget them.
+	dirs    sync.Map
 	remote  Backend
 	through bool
 
@@ -483,6 +488,9 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 		return err
 	}
 	s.cache.put(o)
+	if parent, _ := Split(o.Key); parent != "" {
+		s.dirs.Store(parent, struct{}{})
+	}
 	if s.remote != nil && s.through {
 		s.evict(o.Blob)
 		if old.Blob != "" && old.Blob != o.Blob && !s.blobReferenced(ctx, old.Blob) {
@@ -499,6 +507,9 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 
 // checkParents refuses a key below an existing object: a file cannot also be a folder.
 func (s *Store) checkParents(ctx context.Context, key string) error {
+	if parent, _ := Split(key); parent == "" || s.knownDir(parent) {
+		return nil
+	}
 	if ps := Parents(key); len(ps) > 0 {
 		if o, err := s.idx.longest(ctx, ps); err == nil {
 			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, UnescapeKey(o.Key))
@@ -507,6 +518,11 @@ func (s *Store) checkParents(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+func (s *Store) knownDir(key string) bool {
+	_, ok := s.dirs.Load(key)
+	return key != "" && ok
 }
 
 // removeBlob deletes the local file of a blob no object names any more
@@ -592,6 +608,9 @@ func nilIfEmpty(b json.RawMessage) json.RawMessage {
 // mkdirAll creates dir and its parents inside the root, fsyncing the parent of
 // each folder it creates so that the new entries survive a crash.
 func (s *Store) mkdirAll(dir string) error {
+	if s.knownDir(strings.TrimPrefix(strings.TrimPrefix(dir, "objects"), "/")) {
+		return nil
+	}
 	if fi, err := s.root.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, dir)

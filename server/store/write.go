@@ -179,7 +179,7 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 	}); err != nil {
 		return err
 	}
-	s.cache.drop("")
+	s.forgetAll()
 	s.root.RemoveAll(trash)
 	for _, b := range blobs {
 		s.removeBlob(b)
@@ -237,7 +237,7 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 		}
 	}
 	// Moves and copies are rare next to stores and fetches: start the cache over.
-	defer s.cache.drop("")
+	defer s.forgetAll()
 	if isObj {
 		return s.moveObject(ctx, srcObj, dst, move)
 	}
