@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"strconv"
 	"strings"
 )
 
@@ -73,7 +75,13 @@ func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, e
 
 // OpenVersion opens the bytes of the version o describes.
 func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
-	f, err := s.root.Open(blobPath(o.Blob))
+	var f *os.File
+	var err error
+	if i, perr := strconv.ParseUint(o.Blob[:2], 16, 8); perr == nil && len(o.Blob) > 2 {
+		f, err = s.shards[i].Open(o.Blob)
+	} else {
+		err = fmt.Errorf("bad blob name %q", o.Blob)
+	}
 	if errors.Is(err, fs.ErrNotExist) && s.remote != nil {
 		// Moved on from the spool: read it from the backend.
 		return &remoteReader{b: s.remote, name: remoteBlob(o.Blob), size: o.Size}, nil

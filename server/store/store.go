@@ -98,6 +98,7 @@ type Store struct {
 	// that a store into a known folder skips the checks that it is one.
 	// Only folder deletes and moves, under the tree lock, forget them.
 	dirs    sync.Map
+	shards  [256]*os.Root // blobs/xx, for reads
 	remote  Backend
 	through bool
 
@@ -159,6 +160,13 @@ func (s *Store) open() error {
 		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
+		// Reads open a blob with one openat in its shard, not a walk from
+		// the top of the data directory.
+		shard, err := s.root.OpenRoot(d)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", d, err)
+		}
+		s.shards[i] = shard
 	}
 	if err := s.sweepTemp(); err != nil {
 		return err
@@ -206,6 +214,12 @@ func (s *Store) Close() error {
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
 		s.lock = nil
+	}
+	for i, sh := range s.shards {
+		if sh != nil {
+			errs = append(errs, sh.Close())
+			s.shards[i] = nil
+		}
 	}
 	errs = append(errs, s.root.Close())
 	return errors.Join(errs...)
