@@ -593,6 +593,23 @@ func (h *Handler) resolve(ctx context.Context, u *auth.User, key, undoubled, bas
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return o, err
 		}
+		// Not in the index: another attachd sharing the remote backend may
+		// have stored it. Only misses pay for asking the backend.
+		for _, k := range []string{key, undoubled} {
+			if k == "" {
+				continue
+			}
+			if o, err := h.Store.Discover(ctx, k); err == nil && inside(o) {
+				return o, nil
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return o, err
+			}
+		}
+		if o, err := h.Store.DiscoverPrefix(ctx, key); err == nil && inside(o) {
+			return o, nil
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return o, err
+		}
 	}
 	for _, name := range []string{"media_id", "id"} {
 		for _, p := range params {

@@ -20,6 +20,13 @@ func splitKey(key string) []string {
 
 // Stat returns the object stored at key, or ErrNotFound.
 func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+	return s.get(ctx, key)
+}
+
+// Discover looks for an object the index does not know in the remote
+// backend, where another attachd sharing it may have stored it, and indexes
+// it. Without a remote backend it is Stat.
+func (s *Store) Discover(ctx context.Context, key string) (Object, error) {
 	o, err := s.get(ctx, key)
 	if errors.Is(err, ErrNotFound) && s.remote != nil {
 		return s.statRemote(ctx, key)
@@ -27,10 +34,9 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 	return o, err
 }
 
-// LongestPrefix returns the stored object whose key is the longest proper
-// prefix of key on a segment boundary, or ErrNotFound.
-func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
-	o, err := s.idx.longest(ctx, Parents(key))
+// DiscoverPrefix is LongestPrefix over the remote backend's objects too.
+func (s *Store) DiscoverPrefix(ctx context.Context, key string) (Object, error) {
+	o, err := s.LongestPrefix(ctx, key)
 	if errors.Is(err, ErrNotFound) && s.remote != nil {
 		for _, p := range Parents(key) {
 			if o, err := s.statRemote(ctx, p); !errors.Is(err, ErrNotFound) {
@@ -39,6 +45,12 @@ func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
 		}
 	}
 	return o, err
+}
+
+// LongestPrefix returns the stored object whose key is the longest proper
+// prefix of key on a segment boundary, or ErrNotFound.
+func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
+	return s.idx.longest(ctx, Parents(key))
 }
 
 // FindByID returns the object whose Kazoo media id or document id is id, or
