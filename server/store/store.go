@@ -408,20 +408,24 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 	if key == "" {
 		return Object{}, fmt.Errorf("%w: empty key", ErrInvalidKey)
 	}
-	if err := u.f.Sync(); err != nil {
-		return Object{}, fmt.Errorf("fsync upload: %w", mapErr(err))
-	}
-	if err := u.f.Close(); err != nil {
-		return Object{}, fmt.Errorf("close upload: %w", mapErr(err))
-	}
+	// The blob takes its final name at once: no object names it until the
+	// sidecar does, so it may be visible before it is durable. Making it
+	// durable (file, then folder) runs beside the writing of the sidecar;
+	// both finish before the sidecar's rename, the commit point.
 	blob := newVersion()
 	if err := u.s.root.Rename(u.name, blobPath(blob)); err != nil {
 		return Object{}, fmt.Errorf("move upload into place: %w", mapErr(err))
 	}
 	u.done = true
-	if err := u.s.syncDir(blobPath(blob)[:len("blobs/xx")]); err != nil {
-		u.s.root.Remove(blobPath(blob))
-		return Object{}, err
+	defer u.f.Close()
+	durable := func() error {
+		if err := u.f.Sync(); err != nil {
+			return fmt.Errorf("fsync upload: %w", mapErr(err))
+		}
+		if err := u.f.Close(); err != nil {
+			return fmt.Errorf("close upload: %w", mapErr(err))
+		}
+		return u.s.syncDir(blobPath(blob)[:len("blobs/xx")])
 	}
 	now := time.Now()
 	o := Object{
@@ -432,7 +436,7 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 	if o.ModTime.IsZero() {
 		o.ModTime = now
 	}
-	if err := u.s.commit(ctx, o, false); err != nil {
+	if err := u.s.commit(ctx, o, false, durable); err != nil {
 		u.s.root.Remove(blobPath(blob))
 		return Object{}, err
 	}
@@ -462,7 +466,7 @@ func (s *Store) stripe(key string) *sync.Mutex {
 
 // commit writes o's sidecar and index row under the key's lock, then deletes
 // the blob of the version it replaced. keepCreated keeps o.Created as given.
-func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
+func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDurable func() error) error {
 	s.tree.RLock()
 	defer s.tree.RUnlock()
 	mu := s.stripe(o.Key)
@@ -489,7 +493,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool) error {
 			return err
 		}
 	}
-	if err := s.writeSidecar(o); err != nil {
+	if err := s.writeSidecarAfter(o, blobDurable); err != nil {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
@@ -577,10 +581,28 @@ func encodeSidecar(o Object) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Store) writeSidecar(o Object) error {
+func (s *Store) writeSidecar(o Object) error { return s.writeSidecarAfter(o, nil) }
+
+// writeSidecarAfter writes o's sidecar and renames it into place once
+// durable has returned: the sidecar's own write and fsync run meanwhile, so
+// a store waits for two rounds of syncs, not four.
+func (s *Store) writeSidecarAfter(o Object, durable func() error) error {
+	var durableErr chan error
+	if durable != nil {
+		durableErr = make(chan error, 1)
+		go func() { durableErr <- durable() }()
+	}
+	wait := func() error {
+		if durableErr == nil {
+			return nil
+		}
+		err := <-durableErr
+		durableErr = nil
+		return err
+	}
 	b, err := encodeSidecar(o)
 	if err != nil {
-		return err
+		return errors.Join(err, wait())
 	}
 	parent, _ := Split(o.Key)
 	dir := "objects"
@@ -588,12 +610,12 @@ func (s *Store) writeSidecar(o Object) error {
 		dir += "/" + parent
 	}
 	if err := s.mkdirAll(dir); err != nil {
-		return err
+		return errors.Join(err, wait())
 	}
 	tmp := "tmp/" + newVersion() + ".sidecar"
 	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
-		return fmt.Errorf("create sidecar: %w", mapErr(err))
+		return errors.Join(fmt.Errorf("create sidecar: %w", mapErr(err)), wait())
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -601,6 +623,9 @@ func (s *Store) writeSidecar(o Object) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if werr := wait(); err == nil {
+		err = werr
 	}
 	if err == nil {
 		err = s.root.Rename(tmp, "objects/"+o.Key)
