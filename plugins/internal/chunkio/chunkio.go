@@ -3,31 +3,52 @@
 // turns received chunks back into an io.Reader.
 package chunkio
 
-import (
-	"errors"
-	"io"
-)
+import "io"
 
 // Send reads r in chunks of size bytes and passes each to send, until r ends.
 // send blocks while the receiver's flow-control window is full, which is the
-// backpressure that keeps memory flat.
+// backpressure that keeps memory flat. It reads through io.Copy, so a reader
+// that can write itself out (pkg/sftp's File keeps many reads in flight) does.
 func Send(r io.Reader, size int, send func([]byte) error) error {
-	for {
-		// A fresh buffer per chunk: gRPC may still hold a message after Send.
-		buf := make([]byte, size)
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if serr := send(buf[:n]); serr != nil {
-				return serr
+	w := &chunkWriter{size: size, send: send}
+	if _, err := io.Copy(w, r); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// chunkWriter gathers writes into chunks of size bytes.
+type chunkWriter struct {
+	size int
+	send func([]byte) error
+	buf  []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if w.buf == nil {
+			// A fresh buffer per chunk: gRPC may still hold a message after Send.
+			w.buf = make([]byte, 0, w.size)
+		}
+		m := copy(w.buf[len(w.buf):w.size], p)
+		w.buf, p = w.buf[:len(w.buf)+m], p[m:]
+		if len(w.buf) == w.size {
+			if err := w.flush(); err != nil {
+				return n - len(p), err
 			}
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
 	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = nil
+	return err
 }
 
 // Reader reads the chunks of a stream. recv returns the next chunk, io.EOF
