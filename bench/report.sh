@@ -51,11 +51,36 @@ function validity(step, srv,    r, n, bad, k) {
 	return "**INVALID: " bad "** of " n
 }
 function ratio(a, b, dec) { return (a == "" || b == "" || b == 0) ? "–" : fmt(a / b, dec) "×" }
-function row(label, metric, a, b, rt, anchor,    i) {
+# cellx(kind, step, srv): the cell of one server in a summary row
+function cellx(kind, step, srv,    x) {
+	if (kind == "rps") return cell(step, srv, "rps", 1, 0)
+	if (kind == "mbs") return cell(step, srv, "rps", 0.1024, 0)
+	if (kind == "lat") return cell(step, srv, "p50_ms", 1, 2) " / " cell(step, srv, "p99_ms", 1, 1)
+	if (kind == "runs") return validity(step, srv)
+	if (kind == "big") { x = med(step, srv, "seconds", 1); return cell(step, srv, "seconds", 1, 2) (x != "" ? " = " fmt(1073.741824 / x, 0) : "") }
+	if (kind == "rss") return cell(step, srv, "rss_max_kib", 1 / 1024, 1) " [" cell(step, srv, "rss_tree_kib", 1 / 1024, 0) "]"
+	if (kind == "ms") return cell(step, srv, "ms", 1, 1)
+	if (kind == "bytes") return cell(step, srv, "bytes", 1, 0)
+}
+# rt(kind, step, ref): attachd against the reference server ref (nginx or apache)
+function rt(kind, step, ref,    rn) {
+	rn = (ref == N) ? "nginx" : "Apache"
+	if (kind == "rps") return ratio(med(step, A, "rps", 1), med(step, ref, "rps", 1), 2) " (higher is better)"
+	if (kind == "big") return ratio(med(step, ref, "seconds", 1), med(step, A, "seconds", 1), 2) " throughput (higher is better)"
+	if (kind == "rss") return ratio(med(step, A, "rss_max_kib", 1), med(step, ref, "rss_max_kib", 1), 2) " (lower is better)"
+	if (kind == "ms") return ratio(med(step, ref, "ms", 1), med(step, A, "ms", 1), 3) " " rn "/attachd (higher is better); attachd/" rn " = " ratio(med(step, A, "ms", 1), med(step, ref, "ms", 1), 2)
+	if (kind == "bytes") return ratio(med(step, A, "bytes", 1), med(step, ref, "bytes", 1), 2)
+	return ""
+}
+# row(label, metric, kind, step, anchor_nginx, anchor_apache)
+function row(label, metric, kind, step, an, ap,    i) {
 	printf "| %s | %s |", label, metric
-	for (i = 1; i <= ns; i++) printf " %s |", (servers[i] == "nginx" ? a : b)
-	if (two) printf " %s |", rt
-	printf " %s |\n", anchor
+	for (i = 1; i <= ns; i++) printf " %s |", cellx(kind, step, servers[i])
+	if (hasA && hasN) printf " %s |", rt(kind, step, N)
+	if (hasA && hasP) printf " %s |", rt(kind, step, P)
+	if (hasN) printf " %s |", an
+	if (hasP) printf " %s |", ap
+	printf "\n"
 }
 function val(k, key, dec) { return (((k, key) in v) && v[k, key] != "") ? fmt(v[k, key], dec) : "–" }
 function has_step(s) { return index(" " meta["steps"] " ", " " s " ") > 0 }
@@ -70,16 +95,19 @@ FNR == NR { meta[$1] = $2; next }
 END {
 	rounds = meta["rounds"] + 0
 	ns = split(meta["servers"], servers, " ")
-	two = (index(" " meta["servers"] " ", " nginx ") && index(" " meta["servers"] " ", " attachd "))
+	hasN = index(" " meta["servers"] " ", " nginx ") > 0
+	hasP = index(" " meta["servers"] " ", " apache ") > 0
+	hasA = index(" " meta["servers"] " ", " attachd ") > 0
 	tm = meta["tmpfs"] == "1"
-	N = "nginx"; A = "attachd"
+	N = "nginx"; P = "apache"; A = "attachd"
 
-	printf "# attachd vs nginx dav: %s%s\n\n", meta["date"], tm ? ", data on tmpfs" : ", data on disk"
+	printf "# attachd vs nginx dav%s: %s%s\n\n", hasP ? " and Apache mod_dav" : "", meta["date"], tm ? ", data on tmpfs" : ", data on disk"
 	printf "- Run: %d interleaved round(s), steps: %s; server order rotated each round (", rounds, meta["steps"]
 	for (r = 1; r <= rounds; r++) printf "%sr%d: %s", (r > 1 ? "; " : ""), r, order[r]
 	printf "); `sync` + 2 s pause before every measurement; took %s.\n", meta["elapsed"]
 	printf "- Machine: %s; data: %s.\n", meta["machine"], meta["datafs"]
 	printf "- Versions: %s; attachd %s.\n", meta["versions"], meta["attachd"]
+	if (has_step("davput") || has_step("davget")) printf "- put/get: attachd on its Kazoo route; davput/davget: attachd under `/dav/` (MKCOL first); nginx and Apache serve both from their WebDAV root, so for them put and davput (get and davget) are the same measurement taken twice.\n"
 	if (meta["attachd_delete"] == "0") printf "- attachd had no DELETE under /dav/: big PUTs overwrite one path per round (no `--prepare`), PUT data was not deleted between runs.\n"
 	maxbz = -1; maxot = -1
 	for (kk in v) {
@@ -93,61 +121,50 @@ END {
 
 	printf "| step | metric |"
 	for (i = 1; i <= ns; i++) printf " %s |", servers[i]
-	if (two) printf " attachd vs nginx |"
-	printf " nginx in anchors (%s) |\n|---|---|", tm ? "tmpfs" : "disk"
-	for (i = 1; i <= ns + two + 1; i++) printf "---|"
+	if (hasA && hasN) printf " attachd vs nginx |"
+	if (hasA && hasP) printf " attachd vs Apache |"
+	if (hasN) printf " nginx in anchors (%s) |", tm ? "tmpfs" : "disk"
+	if (hasP) printf " Apache in anchors (%s) |", tm ? "tmpfs" : "disk"
+	printf "\n|---|---|"
+	for (i = 1; i <= ns + (hasA && hasN) + (hasA && hasP) + hasN + hasP; i++) printf "---|"
 	printf "\n"
 
-	if (has_step("put")) {
-		row("PUT 100 KiB", "req/s", cell("put", N, "rps", 1, 0), cell("put", A, "rps", 1, 0),
-			ratio(med("put", A, "rps", 1), med("put", N, "rps", 1), 2) " (higher is better)",
-			tm ? "6 659 (6 394–7 062)" : "2 809 (1 755–3 362)")
-		row("", "MB/s", cell("put", N, "rps", 0.1024, 0), cell("put", A, "rps", 0.1024, 0), "", tm ? "682" : "288 (180–344)")
-		row("", "p50 / p99 ms", cell("put", N, "p50_ms", 1, 2) " / " cell("put", N, "p99_ms", 1, 1),
-			cell("put", A, "p50_ms", 1, 2) " / " cell("put", A, "p99_ms", 1, 1), "", tm ? "0.93 / 6.6" : "2.54 (2.13–4.13) / 8.8 (8.7–36.7)")
-		row("", "runs", validity("put", N), validity("put", A), "", "0 errors")
-	}
-	if (has_step("get")) {
-		row("GET 100 KiB", "req/s", cell("get", N, "rps", 1, 0), cell("get", A, "rps", 1, 0),
-			ratio(med("get", A, "rps", 1), med("get", N, "rps", 1), 2) " (higher is better)",
-			tm ? "–" : "19 779 (15 828–20 842)")
-		row("", "p50 / p99 ms", cell("get", N, "p50_ms", 1, 2) " / " cell("get", N, "p99_ms", 1, 1),
-			cell("get", A, "p50_ms", 1, 2) " / " cell("get", A, "p99_ms", 1, 1), "", tm ? "–" : "– / 1.8 (1.6–21.0)")
-		row("", "runs", validity("get", N), validity("get", A), "", tm ? "–" : "0 errors")
+	for (st = 1; st <= 4; st++) {
+		step = (st == 1 ? "put" : st == 2 ? "davput" : st == 3 ? "get" : "davget")
+		if (!has_step(step)) continue
+		lbl = (step == "put" ? "PUT 100 KiB (attachd: Kazoo route)" : step == "davput" ? "PUT 100 KiB through /dav/" : step == "get" ? "GET 100 KiB (attachd: Kazoo route)" : "GET 100 KiB through /dav/")
+		if (step ~ /put/) {
+			row(lbl, "req/s", "rps", step, tm ? "6 659 (6 394–7 062)" : "2 809 (1 755–3 362)", tm ? "3 710 (3 475–4 019)" : "2 746 (1 311–3 214)")
+			row("", "MB/s", "mbs", step, tm ? "682" : "288 (180–344)", tm ? "380" : "281 (134–329)")
+			row("", "p50 / p99 ms", "lat", step, tm ? "0.93 / 6.6" : "2.54 (2.13–4.13) / 8.8 (8.7–36.7)", tm ? "1.82 / 9.8" : "2.53 (2.17–5.65) / 11.3 (9.3–18.1)")
+			row("", "runs", "runs", step, "0 errors", "0 errors")
+		} else {
+			row(lbl, "req/s", "rps", step, tm ? "–" : "19 779 (15 828–20 842)", tm ? "–" : "12 042 (11 100–13 726)")
+			row("", "p50 / p99 ms", "lat", step, tm ? "–" : "– / 1.8 (1.6–21.0)", tm ? "–" : "– / 3.0 (2.5–4.1)")
+			row("", "runs", "runs", step, tm ? "–" : "0 errors", tm ? "–" : "0 errors")
+		}
 	}
 	if (has_step("big")) {
-		bn = med("big", N, "seconds", 1); ba = med("big", A, "seconds", 1)
-		row("big 1 GiB PUT", "s (MB/s)",
-			cell("big", N, "seconds", 1, 2) (bn != "" ? " = " fmt(1073.741824 / bn, 0) : ""),
-			cell("big", A, "seconds", 1, 2) (ba != "" ? " = " fmt(1073.741824 / ba, 0) : ""),
-			ratio(bn, ba, 2) " throughput (higher is better)", tm ? "1.08 (1.04–1.12) = 994" : "1.24 (1.09–1.37) = 866")
-		row("", "peak RSS MiB, largest process [all processes]",
-			cell("big", N, "rss_max_kib", 1 / 1024, 1) " [" cell("big", N, "rss_tree_kib", 1 / 1024, 0) "]",
-			cell("big", A, "rss_max_kib", 1 / 1024, 1) " [" cell("big", A, "rss_tree_kib", 1 / 1024, 0) "]",
-			ratio(med("big", A, "rss_max_kib", 1), med("big", N, "rss_max_kib", 1), 2) " (lower is better)",
-			tm ? "12.2 [27]" : "12.3 [34]")
-		row("", "runs (size checked with HEAD)", validity("big", N), validity("big", A), "", "size checked")
+		row("big 1 GiB PUT", "s (MB/s)", "big", "big", tm ? "1.08 (1.04–1.12) = 994" : "1.24 (1.09–1.37) = 866", tm ? "1.63 (1.60–1.72) = 659" : "2.24 (2.04–2.60) = 479")
+		row("", "peak RSS MiB, largest process [all processes]", "rss", "big", tm ? "12.2 [27]" : "12.3 [34]", tm ? "12.0 [26]" : "12.8 [29]")
+		row("", "runs (size checked with HEAD)", "runs", "big", "size checked", "size checked")
 	}
 	if (has_step("propfind")) {
-		pn = med("propfind", N, "ms", 1); pa = med("propfind", A, "ms", 1)
-		row("PROPFIND Depth 1, 10 000 x 1 KiB", "ms", cell("propfind", N, "ms", 1, 1), cell("propfind", A, "ms", 1, 1),
-			ratio(pn, pa, 3) " nginx/attachd (higher is better); attachd/nginx = " ratio(pa, pn, 1),
-			tm ? "37.6 (31.7–39.2)" : "33.3 (32.4–44.6)")
-		row("", "response bytes", cell("propfind", N, "bytes", 1, 0), cell("propfind", A, "bytes", 1, 0),
-			ratio(med("propfind", A, "bytes", 1), med("propfind", N, "bytes", 1), 2), tm ? "–" : "5 120 559")
-		row("", "runs (10 001 hrefs checked)", validity("propfind", N), validity("propfind", A), "", "10 001 hrefs")
+		row("PROPFIND Depth 1, 10 000 x 1 KiB", "ms", "ms", "propfind", tm ? "37.6 (31.7–39.2)" : "33.3 (32.4–44.6)", tm ? "243.1 (240.8–248.1)" : "222.5 (215.1–276.6)")
+		row("", "response bytes", "bytes", "propfind", tm ? "–" : "5 120 559", tm ? "–" : "8 260 847")
+		row("", "runs (10 001 hrefs checked)", "runs", "propfind", "10 001 hrefs", "10 001 hrefs")
 	}
 
 	printf "\n## Every run\n\n| round | step | server | result | statuses / check | other CPU %%: pause before / during |\n|---|---|---|---|---|---|\n"
 	for (r = 1; r <= rounds; r++) {
 		no = split(order[r], ord, " ")
-		for (st = 1; st <= 4; st++) {
-			step = (st == 1 ? "put" : st == 2 ? "get" : st == 3 ? "big" : "propfind")
+		for (st = 1; st <= 6; st++) {
+			step = (st == 1 ? "put" : st == 2 ? "get" : st == 3 ? "davput" : st == 4 ? "davget" : st == 5 ? "big" : "propfind")
 			if (!has_step(step)) continue
 			for (i = 1; i <= no; i++) {
 				s = ord[i]; k = r SUBSEP step SUBSEP s
 				if (!((k, "valid") in v)) continue
-				if (step == "put" || step == "get")
+				if (step ~ /put|get/)
 					res = val(k, "rps", 0) " req/s, p50 " val(k, "p50_ms", 2) " / p99 " val(k, "p99_ms", 1) " ms, " val(k, "requests", 0) " requests"
 				else if (step == "big")
 					res = val(k, "seconds", 3) " s (runs " val(k, "run_min", 3) "–" val(k, "run_max", 3) "), RSS " fmt(v[k, "rss_max_kib"] / 1024, 1) " MiB [" fmt(v[k, "rss_tree_kib"] / 1024, 0) ", " v[k, "nprocs"] " procs]"

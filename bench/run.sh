@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # bench/run.sh: one interleaved benchmark run of attachd beside nginx's WebDAV modules
-# (ngx_http_dav_module + dav-ext), reproducing the method of /work/shared/anchors-measured.md.
+# (ngx_http_dav_module + dav-ext) and Apache mod_dav (mod_dav_fs, event MPM), reproducing the
+# method of /work/shared/anchors-measured.md.
 # What it measures and how to read the table: bench/README.md.
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-usage: bench/run.sh [--tmpfs] [--rounds N] [--only put,get,big,propfind]
-                    [--servers nginx,attachd] [--config FILE] [--wait-quiet S] [--rev REV]
+usage: bench/run.sh [--tmpfs] [--rounds N] [--only put,get,davput,davget,big,propfind]
+                    [--servers nginx,apache,attachd] [--config FILE] [--wait-quiet S] [--rev REV]
 
   --tmpfs            data dirs and the 1 GiB file on a tmpfs mounted under $WORK/tmpfs
   --rounds N         interleaved rounds, server order rotated each round (default 3)
-  --only LIST        steps to run, comma-separated (default put,get,big,propfind)
-  --servers LIST     servers to run, comma-separated (default nginx,attachd)
+  --only LIST        steps to run, comma-separated (default put,get,davput,davget,big,propfind);
+                     put/get use attachd's Kazoo route, davput/davget its /dav/ (nginx and
+                     Apache serve both from their WebDAV root)
+  --servers LIST     servers to run, comma-separated (default nginx,apache,attachd)
   --config FILE      passed to `attachd serve --config FILE` (e.g. for users/auth)
   --wait-quiet S     before each measurement, wait up to S s (default 0) while other
                      processes keep more than 15 % of the CPUs busy (shared machines)
@@ -28,8 +31,8 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 
 ROUNDS=3
 TMPFS=0
-ONLY=put,get,big,propfind
-SERVER_LIST=nginx,attachd
+ONLY=put,get,davput,davget,big,propfind
+SERVER_LIST=nginx,apache,attachd
 ATTACHD_CONFIG=
 WAIT_QUIET=0
 ATTACHD_REV=
@@ -59,18 +62,18 @@ done
 declare -A WANT=()
 IFS=, read -ra only_items <<<"$ONLY"
 for s in "${only_items[@]}"; do
-	case $s in put | get | big | propfind) WANT[$s]=1 ;; *) die "--only: unknown step '$s' (put,get,big,propfind)" ;; esac
+	case $s in put | get | davput | davget | big | propfind) WANT[$s]=1 ;; *) die "--only: unknown step '$s' (put,get,davput,davget,big,propfind)" ;; esac
 done
 STEPS=()
-for s in put get big propfind; do [ -n "${WANT[$s]:-}" ] && STEPS+=("$s"); done
+for s in put get davput davget big propfind; do [ -n "${WANT[$s]:-}" ] && STEPS+=("$s"); done
 [ ${#STEPS[@]} -gt 0 ] || die "--only: no steps"
 SERVERS=()
+has_server() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 IFS=, read -ra server_items <<<"$SERVER_LIST"
 for s in "${server_items[@]}"; do
-	case $s in nginx | attachd) SERVERS+=("$s") ;; *) die "--servers: unknown server '$s' (nginx,attachd)" ;; esac
+	case $s in nginx | apache | attachd) has_server "$s" || SERVERS+=("$s") ;; *) die "--servers: unknown server '$s' (nginx,apache,attachd)" ;; esac
 done
 [ ${#SERVERS[@]} -gt 0 ] || die "--servers: no servers"
-has_server() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 [ -z "$ATTACHD_CONFIG" ] || ATTACHD_CONFIG=$(realpath "$ATTACHD_CONFIG")
 [ "$(id -u)" = 0 ] || die "run as root: it mounts a tmpfs, writes /proc/PID/clear_refs and may apt-get install"
 
@@ -82,11 +85,15 @@ SUFFIX=
 [ "$TMPFS" = 1 ] && SUFFIX=-tmpfs
 RAW=$WORK/raw/$STAMP$SUFFIX
 RESULTS=$BENCH/results/$(date +%F)$SUFFIX.md
+# A second run on the same day gets the time in its name instead of overwriting the first table.
+[ -e "$RESULTS" ] && RESULTS=$BENCH/results/$(date +%F-%H%M%S)$SUFFIX.md
 TSV=$RAW/results.tsv
 BIG_SIZE=1073741824 # 1 GiB
 PUT_SIZE=102400     # 100 KiB
 PROPFIND_N=10000
 WRK_FLAGS=(-t2 -c8 -d10s --timeout 30s --latency)
+APACHE_MODS=/usr/lib/apache2/modules
+APACHE_USER=www-data # the anchors ran Apache's workers as www-data (Apache refuses to run them as root)
 
 mkdir -p "$RAW"
 : >"$TSV"
@@ -131,16 +138,23 @@ install_missing() {
 	local need=() p
 	command -v nginx >/dev/null || need+=(nginx)
 	ls /usr/lib/nginx/modules/ngx_http_dav_ext_module.so >/dev/null 2>&1 || need+=(libnginx-mod-http-dav-ext)
+	if has_server apache; then
+		command -v apache2 >/dev/null && [ -f "$APACHE_MODS/mod_dav_fs.so" ] || need+=(apache2)
+	fi
 	for p in wrk hyperfine curl; do command -v "$p" >/dev/null || need+=("$p"); done
 	[ ${#need[@]} -eq 0 ] && return
 	log "installing: ${need[*]}"
-	# Keep the package's postinst from starting a system nginx on :80 (no-op where no init runs).
+	# Keep the packages' postinst from starting a system nginx or apache2 on :80 (no-op where no
+	# init runs).
 	local policy=
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1
 	fi
-	apt-get update >"$RAW/apt.log" 2>&1 &&
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >>"$RAW/apt.log" 2>&1 ||
+	# apt-get update only when the package lists cannot serve the install as they are.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >"$RAW/apt.log" 2>&1 ||
+		{ log "install failed with the current package lists: apt-get update, then again" &&
+			apt-get update >>"$RAW/apt.log" 2>&1 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >>"$RAW/apt.log" 2>&1; } ||
 		{ [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d; die "apt-get install failed, see $RAW/apt.log"; }
 	[ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
 	return 0
@@ -169,11 +183,19 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
 declare -A PORT=() PID=() BASE=() DATA=()
 
 # store_url/dav_url SERVER PATH: where a plain PUT/GET goes (attachd: the Kazoo route), and
-# where WebDAV methods go (attachd: under /dav/).  nginx serves both from its root.
+# where WebDAV methods go (attachd: under /dav/).  nginx and Apache serve both from their root.
 store_url() { echo "${BASE[$1]}/$2"; }
 dav_url() { if [ "$1" = attachd ]; then echo "${BASE[$1]}/dav/$2"; else echo "${BASE[$1]}/$2"; fi; }
+# step_url STEP SERVER PATH: put/get go to store_url (attachd's Kazoo route), davput/davget to
+# dav_url (attachd's /dav/); for nginx and Apache both are their WebDAV root.
+step_url() { case $1 in put | get) store_url "$2" "$3" ;; *) dav_url "$2" "$3" ;; esac; }
+# kazoo_route STEP SERVER: true when the step's PUTs go to attachd's Kazoo route, which needs no
+# collection; every WebDAV PUT (nginx, Apache, attachd's /dav/) gets an MKCOL first.
+kazoo_route() { [ "$2" = attachd ] && { [ "$1" = put ] || [ "$1" = get ]; }; }
+# can_delete SERVER: whether the benchmark's data can be DELETEd between runs (attachd: probed).
+can_delete() { [ "$1" != attachd ] || [ "$ATTACHD_DELETE" = 1 ]; }
 
-server_pids() { # the server process and its children (nginx workers, attachd plugins)
+server_pids() { # the server process and its children (nginx/Apache workers, attachd plugins)
 	echo "${PID[$1]}"
 	pgrep -P "${PID[$1]}" || true
 }
@@ -243,6 +265,93 @@ EOF
 	BASE[nginx]=http://127.0.0.1:${PORT[nginx]}
 	wait_ready nginx "${BASE[nginx]}/" any
 	log "nginx pid ${PID[nginx]} on ${BASE[nginx]}, workers: $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+}
+
+# Apache 2.4 from Debian (apache2, event MPM) with mod_dav + mod_dav_fs + mod_dav_lock, configured
+# as for the anchors: Debian's apache2.conf and module set (mods-enabled as the package ships it)
+# with its envvars, but its own config, pid, lock and runtime dirs under $WORK/run/apache, its own
+# loopback port and data dir, no sites, no conf-enabled (so no access log), LimitRequestBody 0,
+# Dav On, DavLockDB RUN/lock/DavLock.  Runs in the foreground (-DFOREGROUND), stopped by its PID;
+# the workers run as www-data (Apache will not run them as root), so the data dir is theirs.
+APACHE_DEFAULT_MODS="access_compat alias auth_basic authn_core authn_file authz_core authz_host authz_user autoindex deflate dir env filter mime negotiation reqtimeout setenvif status"
+APACHE_ENV=()
+start_apache() {
+	local run=$WORK/run/apache data=$DATA_ROOT/apache-data m inc=() code probe=$RAW/probe-apache.bin
+	id "$APACHE_USER" >/dev/null 2>&1 || die "no user $APACHE_USER for Apache's workers"
+	rm -rf "$run"
+	mkdir -p "$run/lock" "$data"
+	chown "$APACHE_USER:$APACHE_USER" "$run/lock" "$data"
+	for m in mpm_event $APACHE_DEFAULT_MODS dav dav_fs dav_lock; do
+		[ -f "/etc/apache2/mods-available/$m.load" ] || die "/etc/apache2/mods-available/$m.load missing (apache2 package incomplete?)"
+		inc+=("Include mods-available/$m.load")
+		# dav_fs.conf only sets DAVLockDB, written out below
+		[ "$m" != dav_fs ] && [ -f "/etc/apache2/mods-available/$m.conf" ] && inc+=("Include mods-available/$m.conf")
+	done
+	free_port
+	PORT[apache]=$FREE_PORT
+	DATA[apache]=$data
+	# What Debian's /etc/apache2/envvars sets, pointed at our own dirs (the binary needs them:
+	# the config below, like Debian's, refers to them).
+	APACHE_ENV=(APACHE_CONFDIR=/etc/apache2 APACHE_RUN_USER="$APACHE_USER" APACHE_RUN_GROUP="$APACHE_USER"
+		APACHE_PID_FILE="$run/apache2.pid" APACHE_RUN_DIR="$run" APACHE_LOCK_DIR="$run/lock"
+		APACHE_LOG_DIR="$run" LANG=C)
+	cat >"$run/apache.conf" <<EOF
+# Written by bench/run.sh: Apache mod_dav as configured for the anchors (anchors-measured.md):
+# Debian's apache2.conf defaults and module set, event MPM with Debian's mpm_event.conf, no sites,
+# no access log.
+ServerRoot "/etc/apache2"
+ServerName 127.0.0.1
+DefaultRuntimeDir \${APACHE_RUN_DIR}
+PidFile \${APACHE_PID_FILE}
+Timeout 300
+KeepAlive On
+MaxKeepAliveRequests 100
+KeepAliveTimeout 5
+User \${APACHE_RUN_USER}
+Group \${APACHE_RUN_GROUP}
+HostnameLookups Off
+ErrorLog $RAW/apache-error.log
+LogLevel warn
+$(printf '%s
+' "${inc[@]}")
+DavLockDB \${APACHE_LOCK_DIR}/DavLock
+Listen 127.0.0.1:${PORT[apache]}
+<Directory />
+	Options FollowSymLinks
+	AllowOverride None
+	Require all denied
+</Directory>
+AccessFileName .htaccess
+<FilesMatch "^\.ht">
+	Require all denied
+</FilesMatch>
+DocumentRoot "$data"
+<Directory "$data">
+	Options FollowSymLinks
+	AllowOverride None
+	Require all granted
+	Dav On
+	LimitRequestBody 0
+</Directory>
+EOF
+	cp "$run/apache.conf" "$RAW/apache.conf"
+	env "${APACHE_ENV[@]}" apache2 -f "$run/apache.conf" -t -D DUMP_MODULES >"$RAW/apache-t.log" 2>&1 ||
+		die "apache2 -t failed: $(cat "$RAW/apache-t.log")"
+	# env execs apache2, so $! is Apache's parent process.
+	env "${APACHE_ENV[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND >"$RAW/apache.log" 2>&1 &
+	PID[apache]=$!
+	STARTED_PIDS+=("$!")
+	BASE[apache]=http://127.0.0.1:${PORT[apache]}
+	wait_ready apache "${BASE[apache]}/" any
+	log "apache pid ${PID[apache]} on ${BASE[apache]}, workers (as $APACHE_USER): $(pgrep -P "${PID[apache]}" | tr '\n' ' ')"
+	# The workers must be able to write the data dir: PUT, GET back, DELETE.
+	head -c 1024 /dev/urandom >"$probe"
+	code=$(http_code -T "$probe" "$(dav_url apache "probe-$STAMP.bin")")
+	[ "$code" = 201 ] || die "Apache answered $code to a PUT (see $RAW/apache-error.log)"
+	curl -sf -o "$RAW/probe-apache.back" "$(dav_url apache "probe-$STAMP.bin")" && cmp -s "$probe" "$RAW/probe-apache.back" ||
+		die "Apache GET did not return the bytes just PUT"
+	code=$(http_code -X DELETE "$(dav_url apache "probe-$STAMP.bin")")
+	[[ $code == 2?? ]] || die "Apache answered $code to a DELETE"
 }
 
 ATTACHD_DELETE=0
@@ -353,39 +462,51 @@ parse_wrk() {
 	log "  $step $s: $(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$line") req/s, statuses $statuses, socket errors $sockerr"
 }
 
-step_put() {
-	local r=$1 s=$2 prefix="bench-put-$STAMP-r$r" out=$RAW/r$1-put-$2.txt code
-	if [ "$s" = nginx ]; then # nginx: a PUT needs its collection (attachd's Kazoo route does not)
-		code=$(http_code -X MKCOL "$(dav_url "$s" "$prefix/")")
+# run_put ROUND STEP SERVER: wrk PUTs 100 KiB bodies to unique paths under a fresh collection
+# (MKCOL'd first unless it is attachd's Kazoo route), which is DELETEd afterwards.
+run_put() {
+	local r=$1 step=$2 s=$3 prefix="bench-$2-$STAMP-r$1" out=$RAW/r$1-$2-$3.txt code
+	if ! kazoo_route "$step" "$s"; then # a WebDAV PUT needs its collection
+		code=$(http_code -X MKCOL "$(step_url "$step" "$s" "$prefix/")")
 		[ "$code" = 201 ] || log "  MKCOL $prefix/ on $s answered $code"
 	fi
-	pause "$r" put "$s"
+	pause "$r" "$step" "$s"
 	measure_begin "$s"
-	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(store_url "$s" "$prefix/")" -- put "$PUT_SIZE" >"$out" 2>&1 || true
-	measure_end "$r" put "$s"
-	parse_wrk "$out" "$r" put "$s"
-	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then # free the 1-7 GB just written
+	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(step_url "$step" "$s" "$prefix/")" -- put "$PUT_SIZE" >"$out" 2>&1 || true
+	measure_end "$r" "$step" "$s"
+	parse_wrk "$out" "$r" "$step" "$s"
+	if can_delete "$s"; then # free the 1-7 GB just written
 		code=$(http_code --max-time 300 -X DELETE "$(dav_url "$s" "$prefix/")")
 		[[ $code == 2?? ]] || log "  DELETE $prefix/ on $s answered $code"
 	fi
 }
+step_put() { run_put "$1" put "$2"; }
+step_davput() { run_put "$1" davput "$2"; }
 
+# run_get ROUND STEP SERVER: PUT one random 100 KiB file (into bench-STEP/, MKCOL'd first unless
+# it is attachd's Kazoo route), check it comes back byte-exact, then wrk GETs it.
 GETFILE=
-step_get() {
-	local r=$1 s=$2 path="bench-get/get-$STAMP-r$1.bin" out=$RAW/r$1-get-$2.txt code
-	code=$(http_code -T "$GETFILE" "$(store_url "$s" "$path")")
-	if ! [[ $code == 2?? ]] || ! curl -sf -o "$RAW/get-back.bin" "$(store_url "$s" "$path")" || ! cmp -s "$GETFILE" "$RAW/get-back.bin"; then
-		rec "$r" get "$s" valid 0
-		rec "$r" get "$s" note "the 100 KiB file did not come back byte-exact (PUT answered $code)"
-		log "  get $s: PUT answered $code or the file did not come back byte-exact: skipped"
+run_get() {
+	local r=$1 step=$2 s=$3 path="bench-$2/$2-$STAMP-r$1.bin" out=$RAW/r$1-$2-$3.txt code
+	if ! kazoo_route "$step" "$s"; then
+		code=$(http_code -X MKCOL "$(step_url "$step" "$s" "bench-$step/")")
+		[ "$code" = 201 ] || [ "$code" = 405 ] || log "  MKCOL bench-$step/ on $s answered $code"
+	fi
+	code=$(http_code -T "$GETFILE" "$(step_url "$step" "$s" "$path")")
+	if ! [[ $code == 2?? ]] || ! curl -sf -o "$RAW/get-back.bin" "$(step_url "$step" "$s" "$path")" || ! cmp -s "$GETFILE" "$RAW/get-back.bin"; then
+		rec "$r" "$step" "$s" valid 0
+		rec "$r" "$step" "$s" note "the 100 KiB file did not come back byte-exact (PUT answered $code)"
+		log "  $step $s: PUT answered $code or the file did not come back byte-exact: skipped"
 		return
 	fi
-	pause "$r" get "$s"
+	pause "$r" "$step" "$s"
 	measure_begin "$s"
-	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(store_url "$s" "$path")" -- get >"$out" 2>&1 || true
-	measure_end "$r" get "$s"
-	parse_wrk "$out" "$r" get "$s"
+	wrk "${WRK_FLAGS[@]}" -s "$BENCH/wrk.lua" "$(step_url "$step" "$s" "$path")" -- get >"$out" 2>&1 || true
+	measure_end "$r" "$step" "$s"
+	parse_wrk "$out" "$r" "$step" "$s"
 }
+step_get() { run_get "$1" get "$2"; }
+step_davget() { run_get "$1" davget "$2"; }
 
 # hf_csv CSV COLUMN: a column of hyperfine's --export-csv row
 hf_csv() { awk -F, -v col="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==col) c=i} NR==2 && c{print $c}' "$1"; }
@@ -395,7 +516,7 @@ step_big() {
 	local url del p pids prepare=() ok=1 hwm max=0 sum=0 len code
 	url=$(store_url "$s" "$path")
 	del=$(dav_url "$s" "$path")
-	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then
+	if can_delete "$s"; then
 		prepare=(--prepare "curl -s -X DELETE $del")
 	fi
 	pause "$r" big "$s"
@@ -432,18 +553,19 @@ step_big() {
 	fi
 	rec "$r" big "$s" valid "$ok"
 	log "  big $s: median $(hf_csv "$csv" median 2>/dev/null || echo '?') s, peak RSS $((max / 1024)) MiB [tree $((sum / 1024))], stored ${len:-?} B"
-	if [ "$s" = nginx ] || [ "$ATTACHD_DELETE" = 1 ]; then
+	if can_delete "$s"; then
 		code=$(http_code -X DELETE "$del")
 		[[ $code == 2?? ]] || log "  DELETE $path on $s answered $code"
 	fi
 }
 
-propfind_setup() { # 10 000 x 1 KiB files in propfind-10000/ (nginx: straight into its root)
+propfind_setup() { # 10 000 x 1 KiB files in propfind-10000/ (nginx, Apache: straight into the root)
 	local s=$1 dir
-	if [ "$s" = nginx ]; then
-		dir=${DATA[nginx]}/propfind-10000
+	if [ "$s" != attachd ]; then
+		dir=${DATA[$s]}/propfind-10000
 		mkdir -p "$dir"
 		head -c $((PROPFIND_N * 1024)) /dev/urandom | split -b 1024 -a 6 -d --additional-suffix=.bin - "$dir/f-"
+		[ "$s" = apache ] && chown -R "$APACHE_USER:$APACHE_USER" "$dir"
 	else
 		"$WORK/loader" -url "$(store_url attachd propfind-10000/)" -n "$PROPFIND_N" -size 1024 -c 8 >"$RAW/loader.log" 2>&1 ||
 			{ log "  loader failed: $(tail -n 1 "$RAW/loader.log")"; return 1; }
@@ -520,7 +642,7 @@ if has_server attachd; then
 	fi
 	log "building attachd from $src"
 	(cd "$src" && go build -o "$WORK/attachd" .) >"$RAW/build.log" 2>&1 ||
-		die "go build failed (see $RAW/build.log; --servers nginx runs without attachd): $(tail -n 3 "$RAW/build.log")"
+		die "go build failed (see $RAW/build.log; --servers nginx,apache runs without attachd): $(tail -n 3 "$RAW/build.log")"
 	if [ -n "${WANT[propfind]:-}" ]; then
 		(cd "$REPO" && go build -o "$WORK/loader" ./bench/loader) >>"$RAW/build.log" 2>&1 || die "building bench/loader failed"
 	fi
@@ -533,7 +655,10 @@ meta servers "${SERVERS[*]}"
 meta tmpfs "$TMPFS"
 meta machine "$(nproc) vCPU, $(awk '/^MemTotal:/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
 meta datafs "$(df -T "$DATA_ROOT" | awk 'NR==2{print $2" ("$1")"}') at $DATA_ROOT"
-meta versions "$(nginx -v 2>&1 | sed 's/.*version: //'); $(dpkg-query -W -f='${Package} ${Version}; ' libnginx-mod-http-dav-ext wrk hyperfine curl 2>/dev/null)$(go version | awk '{print $3}')"
+versions=
+has_server nginx && versions+="$(nginx -v 2>&1 | sed 's/.*version: //'); "
+has_server apache && versions+="$(apache2 -v | sed -n 's/^Server version: //p') event MPM, workers as $APACHE_USER; "
+meta versions "$versions$(dpkg-query -W -f='${Package} ${Version}; ' libnginx-mod-http-dav-ext apache2 wrk hyperfine curl 2>/dev/null)$(go version | awk '{print $3}')"
 if [ -n "$ATTACHD_REV" ]; then
 	meta attachd "$(git -C "$REPO" rev-parse --short "$ATTACHD_REV^{commit}") (built from git archive of $ATTACHD_REV)"
 else
@@ -543,7 +668,7 @@ meta raw "$RAW"
 
 for s in "${SERVERS[@]}"; do "start_$s"; done
 
-if [ -n "${WANT[get]:-}" ]; then
+if [ -n "${WANT[get]:-}${WANT[davget]:-}" ]; then
 	GETFILE=$RAW/get-100k.bin
 	head -c "$PUT_SIZE" /dev/urandom >"$GETFILE"
 fi
