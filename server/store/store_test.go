@@ -405,6 +405,14 @@ func BenchmarkPut100KiB(b *testing.B) {
 	}
 }
 
+// BenchmarkPut100KiBParallelNoFsync is BenchmarkPut100KiBParallel with
+// fsync turned off: the difference is what durability costs on this disk.
+func BenchmarkPut100KiBParallelNoFsync(b *testing.B) {
+	fsync = func(*os.File) error { return nil }
+	defer func() { fsync = (*os.File).Sync }()
+	BenchmarkPut100KiBParallel(b)
+}
+
 func BenchmarkPut100KiBParallel(b *testing.B) {
 	ctx := context.Background()
 	s := openTest(b, b.TempDir())
