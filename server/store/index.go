@@ -128,15 +128,17 @@ func openIndex(path string) (*index, error) {
 			return nil, fmt.Errorf("create index schema in %s: %w", path, err)
 		}
 	}
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	// Readers keep a small page cache each: the operating system caches the
+	// file anyway, and eight default caches would hold 16 MiB.
+	r, err := sql.Open("sqlite", dsn+"&mode=ro&_pragma=cache_size(-512)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(8)
+	r.SetMaxOpenConns(4)
 	// Keep them all: database/sql keeps 2 idle by default, and reopening a
 	// connection (and re-preparing its statements) cost more than a fetch.
-	r.SetMaxIdleConns(8)
+	r.SetMaxIdleConns(4)
 	r.SetConnMaxIdleTime(0)
 	return &index{w: w, r: r}, nil
 }
