@@ -111,7 +111,10 @@ func (s *supervisor) start() (*instance, error) {
 		Stderr:           tail,
 		Logger:           newHCLogger(s.m.log, s.name),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize))},
+			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize)),
+			// Downloads stream from the plugin: a receive window of a few
+			// chunks keeps it sending instead of waiting for window updates.
+			grpc.WithInitialWindowSize(pb.StreamWindow), grpc.WithInitialConnWindowSize(2 * pb.StreamWindow)},
 	})
 	inst := &instance{client: client}
 	fail := func(err error) (*instance, error) {

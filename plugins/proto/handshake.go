@@ -22,6 +22,12 @@ const (
 // bug gets an error instead of an out-of-memory kill.
 const MaxMessageSize = 8 << 20
 
+// StreamWindow is the HTTP/2 flow-control window of a byte stream, on both
+// sides: a few chunks in flight. gRPC starts at 64 KiB and grows it only by
+// its bandwidth estimate, which left a 256 KiB-chunk stream waiting for
+// window updates after every chunk. Memory stays bounded by it.
+const StreamWindow = 2 << 20
+
 // Handshake is shared by attachd and every plugin. The cookie is not a
 // security measure (SHA-256 pinning is); it lets a plugin run by hand say so
 // instead of hanging. Never change its value: old plugins would stop loading.

@@ -63,6 +63,9 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 		grpc.MaxRecvMsgSize(pb.MaxMessageSize),
 		grpc.MaxSendMsgSize(pb.MaxMessageSize),
 		grpc.MaxConcurrentStreams(256),
+		// Uploads stream into the plugin; see pb.StreamWindow.
+		grpc.InitialWindowSize(pb.StreamWindow),
+		grpc.InitialConnWindowSize(2*pb.StreamWindow),
 	)
 	return grpc.NewServer(opts...)
 }
