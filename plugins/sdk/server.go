@@ -114,6 +114,27 @@ type Config struct {
 	config, secrets json.RawMessage
 }
 
+// NewConfig returns the Config attachd would hand over for the given config
+// and secrets tables: for running a plugin's Configure in a test or a
+// benchmark, without attachd.
+func NewConfig(config, secrets map[string]any) (Config, error) {
+	var c Config
+	var err error
+	if config == nil {
+		config = map[string]any{}
+	}
+	if secrets == nil {
+		secrets = map[string]any{}
+	}
+	if c.config, err = json.Marshal(config); err != nil {
+		return c, fmt.Errorf("encode config table: %w", err)
+	}
+	if c.secrets, err = json.Marshal(secrets); err != nil {
+		return c, fmt.Errorf("encode secrets table: %w", err)
+	}
+	return c, nil
+}
+
 // Decode fills v (a pointer to a struct with json tags) from the config
 // table, then from the secrets table, so a struct field may be set in either.
 // A key v has no field for is an error naming the key.
