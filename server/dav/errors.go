@@ -21,7 +21,7 @@ var (
 	errLocked       = errors.New("locked: submit the lock token in an If: header")
 	errNotAllowed   = errors.New("method not allowed on this resource")
 	errUnsupported  = errors.New("unsupported media type: this method takes no body")
-	errFiniteDepth  = errors.New("Depth: infinity PROPFIND is not supported")
+	errFiniteDepth  = errors.New("PROPFIND with Depth: infinity is not supported")
 )
 
 // fail answers the request with the status err maps to. Server-side errors

@@ -103,7 +103,7 @@ func (q *request) lock() {
 func (q *request) refresh(timeout time.Duration) {
 	h := q.r.Header.Get("If")
 	if h == "" {
-		q.fail(fmt.Errorf("%w: LOCK without a body refreshes the lock named in If:", errBadRequest))
+		q.fail(fmt.Errorf("%w: LOCK without a body refreshes the lock named in the If header", errBadRequest))
 		return
 	}
 	lists, err := parseIf(h)

@@ -53,15 +53,6 @@ func (m *multistatus) close() error {
 	return m.bw.Flush()
 }
 
-// status appends a <response> with a status and no properties.
-func (m *multistatus) status(href string, code int) {
-	m.b = append(m.b, "<D:response><D:href>"...)
-	m.b = appendEscaped(m.b, href)
-	m.b = append(m.b, "</D:href><D:status>"...)
-	m.b = appendStatus(m.b, code)
-	m.b = append(m.b, "</D:status></D:response>\n"...)
-}
-
 func appendStatus(b []byte, code int) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
