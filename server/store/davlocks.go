@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,6 +98,9 @@ func lockQuery(key string, below bool, now time.Time) (string, []any) {
 // Locks returns the live locks that cover key, and with below also the locks
 // on keys below it (what a DELETE or MOVE of a folder must answer to).
 func (s *Store) Locks(ctx context.Context, key string, below bool) ([]Lock, error) {
+	if s.locks.none.Load() {
+		return nil, nil // no lock anywhere: every write would otherwise query for them
+	}
 	q, args := lockQuery(key, below, time.Now())
 	rows, err := s.idx.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -119,6 +124,9 @@ func (s *Store) Locks(ctx context.Context, key string, below bool) ([]Lock, erro
 // only with exclusive ones (RFC 4918 §6.2). The check and the insert are one
 // transaction. Expired locks are purged on the way.
 func (s *Store) CreateLock(ctx context.Context, l Lock) error {
+	s.locks.mu.Lock()
+	defer s.locks.mu.Unlock()
+	s.locks.none.Store(false) // before the lock can exist
 	now := time.Now()
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM dav_locks WHERE expires <= ?`, now.UnixNano()); err != nil {
@@ -186,6 +194,9 @@ func (s *Store) RefreshLock(ctx context.Context, token string, expires time.Time
 
 // Unlock removes the lock with the given token; ErrNotFound if there is none.
 func (s *Store) Unlock(ctx context.Context, token string) error {
+	s.locks.mu.Lock()
+	defer s.locks.mu.Unlock()
+	defer s.recountLocks(ctx)
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM dav_locks WHERE token = ? AND expires > ?`, token, time.Now().UnixNano())
 		if err != nil {
@@ -202,6 +213,12 @@ func (s *Store) Unlock(ctx context.Context, token string) error {
 // resources they protected are gone (DELETE) or elsewhere (MOVE), and a lock
 // left behind would block whoever next creates something there (golang/go #42839).
 func (s *Store) ReleaseLocks(ctx context.Context, key string) error {
+	if s.locks.none.Load() {
+		return nil
+	}
+	s.locks.mu.Lock()
+	defer s.locks.mu.Unlock()
+	defer s.recountLocks(ctx)
 	lo, hi := prefixRange(key)
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM dav_locks WHERE root = ? OR (root > ? AND root < ?)`, key, lo, hi); err != nil {
@@ -209,4 +226,19 @@ func (s *Store) ReleaseLocks(ctx context.Context, key string) error {
 		}
 		return nil
 	})
+}
+
+// lockHint lets writes skip the lock query while no lock exists, which is
+// almost always: Kazoo never locks, and WebDAV clients lock briefly.
+type lockHint struct {
+	mu   sync.Mutex  // held by whatever adds or removes locks
+	none atomic.Bool // true only while the table is known to be empty
+}
+
+// recountLocks sets the hint after locks were removed, under locks.mu: a lock
+// created meanwhile cannot be missed, since CreateLock takes the same mutex.
+func (s *Store) recountLocks(ctx context.Context) {
+	var n int
+	err := s.idx.w.QueryRowContext(context.WithoutCancel(ctx), `SELECT count(*) FROM dav_locks`).Scan(&n)
+	s.locks.none.Store(err == nil && n == 0)
 }

@@ -99,6 +99,7 @@ type Store struct {
 	// Only folder deletes and moves, under the tree lock, forget them.
 	dirs    sync.Map
 	shards  [256]*os.Root // blobs/xx, for reads
+	locks   lockHint
 	remote  Backend
 	through bool
 
@@ -178,6 +179,7 @@ func (s *Store) open() error {
 		return err
 	}
 	s.idx = idx
+	s.recountLocks(context.Background())
 	_, cleanErr := s.root.Stat("clean-shutdown")
 	if fresh || cleanErr != nil {
 		// The index may lag the objects tree by the stores that were between
