@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,33 +16,16 @@ import (
 	"time"
 
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/store"
 )
 
-// binary is the real plugin, built once by TestMain as plugins/build.sh
-// builds it.
+// binary is the real plugin, built once by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "attachd-exec-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, host.FilePrefix+"exec")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", binary, "github.com/attachd/attachd/plugins/exec")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build plugin: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.Main(m, "exec", &binary) }
 
 // objects is what the test's attachd stores: key → bytes.
 type objects map[string][]byte
@@ -63,42 +44,10 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// newManager installs the plugin in a fresh, pinned plugins folder and
-// starts it through the real host.
+// newManager starts the real plugin through the real host.
 func newManager(t *testing.T, cfg map[string]any, objs objects) (*host.Manager, error) {
 	t.Helper()
-	dir := t.TempDir()
-	dst := filepath.Join(dir, host.FilePrefix+"exec")
-	b, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := host.HashFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := host.New(host.Config{
-		Dir:          dir,
-		Plugins:      map[string]config.Plugin{"exec": {SHA256: sum, Config: cfg}},
-		Content:      objs.open,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		StartTimeout: 20 * time.Second,
-		KillTimeout:  5 * time.Second,
-	})
-	if m != nil {
-		t.Cleanup(func() { m.Close() })
-	}
-	return m, err
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
+	return plugintest.Start(t, binary, "exec", config.Plugin{Config: cfg}, objs.open)
 }
 
 // script starts the exec plugin running a /bin/sh script, with OUT set to
@@ -294,7 +243,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, pid, 5*time.Second)
+		plugintest.WaitGone(t, pid, 5*time.Second)
 	}
 }
 
@@ -314,28 +263,7 @@ func TestLeftoversKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	waitGone(t, pid, 5*time.Second)
-}
-
-// alive reports whether pid is a live (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
-func waitGone(t *testing.T, pid int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still running %v after the delivery", pid, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	plugintest.WaitGone(t, pid, 5*time.Second)
 }
 
 func TestNoContent(t *testing.T) {
@@ -470,6 +398,6 @@ func TestCallCancelled(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		waitGone(t, pid, 5*time.Second)
+		plugintest.WaitGone(t, pid, 5*time.Second)
 	}
 }

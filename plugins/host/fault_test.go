@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/plugins/sdk"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/hooks"
@@ -167,28 +168,6 @@ func newManager(t *testing.T, cfg host.Config, d time.Duration) (*host.Manager, 
 	}
 }
 
-// alive reports whether pid is a live (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
-func waitGone(t *testing.T, pid int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still running %v after shutdown", pid, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func wantErr(t *testing.T, err error, parts ...string) {
 	t.Helper()
 	if err == nil {
@@ -324,7 +303,7 @@ func TestCrashRestartDisable(t *testing.T) {
 		if !errors.Is(err, host.ErrUnavailable) {
 			t.Fatalf("Stat during crash %d: got %v, want ErrUnavailable", crash, err)
 		}
-		waitGone(t, st.PID, 5*time.Second)
+		plugintest.WaitGone(t, st.PID, 5*time.Second)
 		if crash < 3 {
 			st = waitRestart(t, m, st.PID, 10*time.Second)
 			if st.PID == first.PID || st.Restarts != crash {
@@ -355,7 +334,7 @@ func TestHangOnShutdown(t *testing.T) {
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("Close took %v", d)
 	}
-	waitGone(t, pid, 5*time.Second)
+	plugintest.WaitGone(t, pid, 5*time.Second)
 	if st := status(m); st.State != host.Stopped {
 		t.Errorf("after Close: %+v", st)
 	}
@@ -368,12 +347,12 @@ func TestNoLeftoverProcesses(t *testing.T) {
 	}
 	st := status(m)
 	child, err := strconv.Atoi(strings.TrimPrefix(st.Version, "child-"))
-	if err != nil || !alive(child) || !alive(st.PID) {
+	if err != nil || !plugintest.Alive(child) || !plugintest.Alive(st.PID) {
 		t.Fatalf("plugin %d with child %q not running", st.PID, st.Version)
 	}
 	m.Close()
-	waitGone(t, st.PID, 5*time.Second)
-	waitGone(t, child, 5*time.Second)
+	plugintest.WaitGone(t, st.PID, 5*time.Second)
+	plugintest.WaitGone(t, child, 5*time.Second)
 }
 
 func TestHookContent(t *testing.T) {

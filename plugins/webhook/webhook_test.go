@@ -9,74 +9,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/hooks"
 )
 
-// binary is the real plugin, built once by TestMain as plugins/build.sh
-// builds it (with version "test").
+// binary is the real plugin, built once by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "attachd-webhook-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, host.FilePrefix+"webhook")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", binary, "github.com/attachd/attachd/plugins/webhook")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build plugin: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.Main(m, "webhook", &binary) }
 
-// newManager installs the plugin in a fresh, pinned plugins folder and
-// starts it through the real host with the given tables.
+// newManager starts the real plugin through the real host.
 func newManager(t *testing.T, cfg, secrets map[string]any) (*host.Manager, error) {
 	t.Helper()
-	dir := t.TempDir()
-	dst := filepath.Join(dir, host.FilePrefix+"webhook")
-	b, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := host.HashFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := host.New(host.Config{
-		Dir:          dir,
-		Plugins:      map[string]config.Plugin{"webhook": {SHA256: sum, Config: cfg, Secrets: secrets}},
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		StartTimeout: 20 * time.Second,
-		KillTimeout:  5 * time.Second,
-	})
-	if m != nil {
-		t.Cleanup(func() { m.Close() })
-	}
-	return m, err
+	return plugintest.Start(t, binary, "webhook", config.Plugin{Config: cfg, Secrets: secrets}, nil)
 }
 
 // startHook is newManager for a config that must be accepted.
@@ -91,13 +46,6 @@ func startHook(t *testing.T, cfg, secrets map[string]any) hooks.Hook {
 		t.Fatal(err)
 	}
 	return h
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 func event(id string) hooks.Event {

@@ -374,9 +374,6 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	return total, rerr
 }
 
-// Size returns the number of bytes written so far.
-func (u *Upload) Size() int64 { return u.n }
-
 // Abort discards the upload. It is safe to call after Commit, and more than once.
 func (u *Upload) Abort() {
 	if u.done {
