@@ -32,6 +32,8 @@ type Config struct {
 	Hooks             []string `toml:"hooks"`
 
 	Log     Log                `toml:"log"`
+	Limits  Limits             `toml:"limits"`
+	Metrics Metrics            `toml:"metrics"`
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
 	Users   []User             `toml:"users"`
@@ -46,6 +48,28 @@ type Log struct {
 	Format string `toml:"format"` // "text" or "json"
 	Level  string `toml:"level"`  // "debug", "info", "warn", "error"
 	Access bool   `toml:"access"` // one line per request
+}
+
+// Limits bound what one client can make the server hold: connections,
+// uploads, slow bodies, failed logins, XML and stored properties. Each has a
+// default; docs/security.md lists them with the attack each one stops.
+type Limits struct {
+	MaxConnections  int      `toml:"max_connections"`   // open client connections at once
+	MaxUploads      int      `toml:"max_uploads"`       // request bodies being stored at once; more get 503
+	BodyIdleTimeout Duration `toml:"body_idle_timeout"` // a body read that receives nothing this long cuts the upload
+	MinBodyRate     Size     `toml:"min_body_rate"`     // bytes/s a body must average (after body_idle_timeout)
+	AuthFailures    int      `toml:"auth_failures"`     // failed logins per client address and per user name per minute; more get 429
+	MaxXMLBody      Size     `toml:"max_xml_body"`      // PROPFIND, PROPPATCH and LOCK bodies
+	MaxXMLDepth     int      `toml:"max_xml_depth"`     // element nesting in those bodies
+	MaxProps        int      `toml:"max_props"`         // dead properties per object or folder
+	MaxPropsBytes   Size     `toml:"max_props_bytes"`   // their total size per object or folder
+	MaxFetchMeta    Size     `toml:"max_fetch_meta"`    // Kazoo fetch query metadata kept per object
+}
+
+// Metrics protects /metrics.
+type Metrics struct {
+	AllowFrom []string `toml:"allow_from"` // addresses or CIDRs that may scrape; empty: loopback only
+	User      string   `toml:"user"`       // if set, scraping also needs this [[users]] login
 }
 
 // Kazoo configures the Kazoo side.
@@ -109,9 +133,22 @@ func Default() Config {
 		ReadHeaderTimeout: Duration(10 * time.Second),
 		IdleTimeout:       Duration(120 * time.Second),
 		Log:               Log{Format: "text", Level: "info", Access: true},
-		Kazoo:             Kazoo{Base64: "auto", KeyParams: []string{"path", "recording"}},
-		DAV:               DAV{Enabled: true, ByDate: true, HideJunk: "hide"},
-		Storage:           Storage{Backend: "local", WriteMode: "spool"},
+		Limits: Limits{
+			MaxConnections:  4096,
+			MaxUploads:      512,
+			BodyIdleTimeout: Duration(30 * time.Second),
+			MinBodyRate:     1 << 10,
+			AuthFailures:    10,
+			MaxXMLBody:      1 << 20,
+			MaxXMLDepth:     32,
+			MaxProps:        128,
+			MaxPropsBytes:   64 << 10,
+			MaxFetchMeta:    16 << 10,
+		},
+		Metrics: Metrics{AllowFrom: []string{}},
+		Kazoo:   Kazoo{Base64: "auto", KeyParams: []string{"path", "recording"}},
+		DAV:     DAV{Enabled: true, ByDate: true, HideJunk: "hide"},
+		Storage: Storage{Backend: "local", WriteMode: "spool"},
 	}
 }
 
