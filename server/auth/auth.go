@@ -67,11 +67,14 @@ type account struct {
 // Authenticator holds the users and the allow-list.
 type Authenticator struct {
 	users map[string]*account
-	allow []netip.Prefix
+	allow AllowList
 	// verified caches sha256(name:password) of credentials that bcrypt has
 	// accepted: Kazoo sends Basic auth with every request, and bcrypt costs
 	// tens of milliseconds by design.
 	verified sync.Map // [32]byte → *account
+	// failures limits failed logins per client address and per user name,
+	// each of which costs a bcrypt; nil: no limit.
+	failures *failureLimiter
 }
 
 // New builds an Authenticator from the configuration.
@@ -85,38 +88,52 @@ func New(users []config.User, allowFrom []string) (*Authenticator, error) {
 		a.users[u.Name] = &account{user: User{Name: u.Name, Root: root, Write: u.Permissions == "rw"},
 			hash: []byte(u.PasswordHash)}
 	}
-	for _, s := range allowFrom {
+	allow, err := ParseAllowList(allowFrom)
+	if err != nil {
+		return nil, fmt.Errorf("allow_from: %w", err)
+	}
+	a.allow = allow
+	return a, nil
+}
+
+// LimitFailures lets each client address, and each user name, fail at most
+// perMinute logins a minute (with bursts of as many); attempts past that are
+// refused with a *RateLimitError before any password is checked. Credentials
+// already verified are never limited. 0 removes the limit.
+func (a *Authenticator) LimitFailures(perMinute int) {
+	a.failures = nil
+	if perMinute > 0 {
+		a.failures = newFailureLimiter(perMinute)
+	}
+}
+
+// AllowList is a list of client address prefixes.
+type AllowList []netip.Prefix
+
+// ParseAllowList parses addresses and CIDRs.
+func ParseAllowList(entries []string) (AllowList, error) {
+	var l AllowList
+	for _, s := range entries {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			addr, err2 := netip.ParseAddr(s)
 			if err2 != nil {
-				return nil, fmt.Errorf("allow_from: %q is not a CIDR or an address", s)
+				return nil, fmt.Errorf("%q is not a CIDR or an address", s)
 			}
 			p = netip.PrefixFrom(addr, addr.BitLen())
 		}
-		a.allow = append(a.allow, p.Masked())
+		l = append(l, p.Masked())
 	}
-	return a, nil
+	return l, nil
 }
 
-// Enabled reports whether any users are configured.
-func (a *Authenticator) Enabled() bool { return len(a.users) > 0 }
-
-// AddressAllowed reports whether the client at remoteAddr (host:port) may connect.
-func (a *Authenticator) AddressAllowed(remoteAddr string) bool {
-	if len(a.allow) == 0 {
-		return true
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
+// Contains reports whether the client at remoteAddr (host:port) is in l.
+func (l AllowList) Contains(remoteAddr string) bool {
+	addr, ok := clientAddr(remoteAddr)
+	if !ok {
 		return false
 	}
-	addr = addr.Unmap()
-	for _, p := range a.allow {
+	for _, p := range l {
 		if p.Contains(addr) {
 			return true
 		}
@@ -124,10 +141,44 @@ func (a *Authenticator) AddressAllowed(remoteAddr string) bool {
 	return false
 }
 
+// clientAddr parses the address of a request's RemoteAddr.
+func clientAddr(remoteAddr string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap(), true
+}
+
+// IsLoopback reports whether the client at remoteAddr is this host.
+func IsLoopback(remoteAddr string) bool {
+	addr, ok := clientAddr(remoteAddr)
+	return ok && addr.IsLoopback()
+}
+
+// Enabled reports whether any users are configured.
+func (a *Authenticator) Enabled() bool { return len(a.users) > 0 }
+
+// AddressAllowed reports whether the client at remoteAddr (host:port) may connect.
+func (a *Authenticator) AddressAllowed(remoteAddr string) bool {
+	return len(a.allow) == 0 || a.allow.Contains(remoteAddr)
+}
+
 var anonymous = &User{Write: true}
 
+// MaxPasswordLen is the longest password bcrypt takes whole. Longer ones
+// are refused: bcrypt would ignore what follows, so that any suffix of a
+// 72-byte password would log in too.
+const MaxPasswordLen = 72
+
 // Authenticate returns the caller of r: the anonymous user when no users are
-// configured, else the user whose Basic credentials r carries.
+// configured, else the user whose Basic credentials r carries. A login that
+// failed too often from the same address or for the same name is refused
+// with a *RateLimitError.
 func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	if !a.AddressAllowed(r.RemoteAddr) {
 		return nil, ErrAddress
@@ -144,6 +195,25 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 		return &v.(*account).user, nil
 	}
 	acct := a.users[name]
+	var keys []string
+	if a.failures != nil {
+		// Names that are not users share one bucket, so that made-up
+		// names cannot grow the limiter.
+		nameKey := "user:?"
+		if acct != nil {
+			nameKey = "user:" + name
+		}
+		keys = []string{nameKey}
+		if addr, ok := clientAddr(r.RemoteAddr); ok {
+			keys = append(keys, addrKey(addr))
+		}
+		if wait, ok := a.failures.take(keys...); !ok {
+			return nil, &RateLimitError{RetryAfter: wait}
+		}
+	}
+	if len(pass) > MaxPasswordLen {
+		return nil, ErrBadCredentials
+	}
 	if acct == nil {
 		// Spend the same time as for a real user, so that timing does not
 		// tell which names exist.
@@ -152,6 +222,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	}
 	if bcrypt.CompareHashAndPassword(acct.hash, []byte(pass)) != nil {
 		return nil, ErrBadCredentials
+	}
+	if a.failures != nil {
+		a.failures.refund(keys...)
 	}
 	a.verified.Store(sum, acct)
 	return &acct.user, nil

@@ -2,8 +2,11 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -86,5 +89,102 @@ func TestNoUsersIsAnonymousReadWrite(t *testing.T) {
 	u, err := a.Authenticate(httptest.NewRequest("PUT", "/x", nil))
 	if err != nil || !u.Write || u.Root != "" {
 		t.Fatalf("anonymous = %+v, %v", u, err)
+	}
+}
+
+func login(a *Authenticator, remote, user, pass string) (*User, error) {
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.RemoteAddr = remote
+	r.SetBasicAuth(user, pass)
+	return a.Authenticate(r)
+}
+
+// TestFailedLoginsAreRateLimited checks that failures are limited per client
+// address and per user name before bcrypt runs, and that credentials already
+// verified stay usable.
+func TestFailedLoginsAreRateLimited(t *testing.T) {
+	a, err := New([]config.User{
+		{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Permissions: "rw"},
+		{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/", Permissions: "r"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LimitFailures(3)
+	if _, err := login(a, "10.0.0.1:1", "kazoo", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := login(a, "10.0.0.1:1", "kazoo", "wrong"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	_, err = login(a, "10.0.0.1:1", "kazoo", "wrong")
+	var rl *RateLimitError
+	if !errors.As(err, &rl) || !errors.Is(err, ErrRateLimited) || rl.RetryAfter <= 0 || rl.RetryAfter > 20*time.Second {
+		t.Fatalf("4th failure: %v, want a RateLimitError of about 20 s", err)
+	}
+	// The right password, uncached, is refused as well: it would cost a bcrypt.
+	if _, err := login(a, "10.0.0.1:1", "acme", "pw"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("another user from the limited address: %v", err)
+	}
+	// Per name: another address guessing the same name is refused too.
+	if _, err := login(a, "10.0.0.2:1", "kazoo", "guess"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("the limited name from another address: %v", err)
+	}
+	// Verified credentials never wait.
+	if u, err := login(a, "10.0.0.1:1", "kazoo", "s3cret"); err != nil || u.Name != "kazoo" {
+		t.Errorf("cached credentials: %v, %v", u, err)
+	}
+	// Successful logins cost nothing: a fresh address and name stay unlimited.
+	for range 5 {
+		if _, err := login(a, "10.0.0.3:1", "acme", "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFailureLimiterRefillsAndStaysBounded(t *testing.T) {
+	l := newFailureLimiter(2)
+	now := time.Unix(1e9, 0)
+	l.now = func() time.Time { return now }
+	l.max = 100
+	for i := range 10000 {
+		l.take(fmt.Sprintf("addr:%d", i))
+		if n := l.len(); n > l.max {
+			t.Fatalf("%d buckets after %d keys, max %d", n, i+1, l.max)
+		}
+	}
+	l.take("k")
+	l.take("k")
+	if wait, ok := l.take("k"); ok || wait != 30*time.Second {
+		t.Fatalf("empty bucket: wait %v, ok %v; want 30s, false", wait, ok)
+	}
+	now = now.Add(30 * time.Second)
+	if _, ok := l.take("k"); !ok {
+		t.Fatal("no token after 30 s at 2 a minute")
+	}
+	// Idle (full) buckets are the first to go.
+	now = now.Add(time.Hour)
+	l.max = 1
+	l.take("fresh")
+	if n := l.len(); n != 1 {
+		t.Errorf("%d buckets kept, want 1", n)
+	}
+}
+
+// TestPasswordsPast72BytesAreRefused: bcrypt ignores bytes past 72, so a
+// 72-byte password followed by anything would otherwise log in.
+func TestPasswordsPast72BytesAreRefused(t *testing.T) {
+	pw := strings.Repeat("p", 72)
+	a, err := New([]config.User{{Name: "kazoo", PasswordHash: hash(t, pw), Root: "/", Permissions: "rw"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := login(a, "10.0.0.1:1", "kazoo", pw); err != nil {
+		t.Fatalf("72-byte password: %v", err)
+	}
+	if _, err := login(a, "10.0.0.1:1", "kazoo", pw+"anything"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("72-byte password plus a suffix: %v, want ErrBadCredentials", err)
 	}
 }
