@@ -246,12 +246,36 @@ func (x *index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return indexErr(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("index: commit: %w", err)
+		return indexErr(fmt.Errorf("index: commit: %w", err))
 	}
 	return nil
+}
+
+// SQLite's primary result codes the store tells apart.
+const (
+	sqliteCorrupt = 11
+	sqliteFull    = 13
+	sqliteNotADB  = 26
+)
+
+func sqliteCode(err error) int {
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		return se.Code() & 0xff
+	}
+	return 0
+}
+
+// indexErr maps an index failure a client must hear about: a full disk is
+// ErrNoSpace (507), as it is for the bytes.
+func indexErr(err error) error {
+	if sqliteCode(err) == sqliteFull {
+		return fmt.Errorf("%w (index)", ErrNoSpace)
+	}
+	return mapErr(err)
 }
 
 // preparePending prepares the write statements seen since the last call.

@@ -86,6 +86,27 @@ func (s *Store) pushThrough(ctx context.Context, o Object) error {
 	return s.pushSidecar(ctx, o)
 }
 
+// undoThrough puts the backend back as it was before a write-through store
+// of o that failed locally: the previous sidecar, or none, and no new blob.
+// It is best effort: the local index is the one that answers reads, and
+// reindex from the backend settles on one whole version either way.
+func (s *Store) undoThrough(ctx context.Context, o, old Object) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), remoteTimeout)
+	defer cancel()
+	var err error
+	if old.Blob != "" {
+		err = s.pushSidecar(ctx, old)
+	} else {
+		err = s.remote.Delete(ctx, remoteSidecar(o.Key))
+	}
+	if err == nil {
+		err = s.remote.Delete(ctx, remoteBlob(o.Blob))
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("could not undo a failed write-through store in the backend", "key", UnescapeKey(o.Key), "err", err)
+	}
+}
+
 // evict removes the local copy of a blob the backend holds.
 func (s *Store) evict(blob string) {
 	if err := s.root.Remove(blobPath(blob)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -188,12 +209,14 @@ func (s *Store) statRemote(ctx context.Context, key string) (Object, error) {
 	if err := s.checkParents(ctx, key); err != nil {
 		return Object{}, err
 	}
-	if err := s.writeSidecar(o); err != nil {
+	p, err := s.writeSidecar(o)
+	if err != nil {
 		return Object{}, err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, o) }); err != nil {
-		return Object{}, err
+		return Object{}, s.rollback(p, err)
 	}
+	p.done()
 	s.cache.put(o)
 	return o, nil
 }
@@ -335,9 +358,11 @@ func (s *Store) reindexRemote(ctx context.Context) (int, error) {
 				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "name", bi.Name, "err", err)
 				continue
 			}
-			if err := s.writeSidecar(o); err != nil {
+			p, err := s.writeSidecar(o)
+			if err != nil {
 				return n, err
 			}
+			p.done()
 			n++
 		}
 		if next == "" {

@@ -31,8 +31,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -102,6 +102,9 @@ type Store struct {
 	locks   lockHint
 	remote  Backend
 	through bool
+	// inDoubt is set when a change failed in a way that left the objects
+	// tree ahead of the index; the next start must reconcile them.
+	inDoubt atomic.Bool
 
 	tree    sync.RWMutex    // held exclusively by folder moves and deletes
 	stripes [256]sync.Mutex // per-key commit locks, by hash of the key
@@ -206,6 +209,8 @@ func (s *Store) Close() error {
 	if s.idx != nil {
 		if err := s.idx.Close(); err != nil {
 			errs = append(errs, err)
+		} else if s.inDoubt.Load() {
+			s.log.Warn("not marking the data directory clean: a change is in doubt; the next start reconciles it")
 		} else if err := s.root.WriteFile("clean-shutdown", nil, 0o640); err != nil {
 			errs = append(errs, fmt.Errorf("write clean-shutdown marker: %w", err))
 		} else {
@@ -272,18 +277,30 @@ func blobPath(blob string) string { return "blobs/" + blob[:2] + "/" + blob }
 
 // mapErr turns filesystem errors that a client can cause or must hear about
 // into the store's errors.
+// The errors it maps carry the system's reason but not the file's path:
+// their text reaches clients, and paths inside the data directory are not
+// theirs to know (docs/security.md).
 func mapErr(err error) error {
+	var sentinel error
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("%w: %v", ErrNoSpace, err)
-	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR):
-		return fmt.Errorf("%w: %v", ErrConflict, err)
-	case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
-		return fmt.Errorf("%w: %v", ErrConflict, err)
+		sentinel = ErrNoSpace
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR),
+		errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		sentinel = ErrConflict
 	case errors.Is(err, syscall.ENAMETOOLONG):
-		return fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		sentinel = ErrInvalidKey
+	default:
+		return err
 	}
-	return err
+	if errors.Is(err, sentinel) {
+		return err // mapped already
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return fmt.Errorf("%w (%v)", sentinel, errno)
+	}
+	return sentinel
 }
 
 // Upload is a new object's bytes on their way to the disk. Write the bytes,
@@ -416,13 +433,21 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 	// durable (file, then folder) runs beside the writing of the sidecar;
 	// both finish before the sidecar's rename, the commit point.
 	blob := newVersion()
-	if err := u.s.root.Rename(u.name, blobPath(blob)); err != nil {
+	err := failpoint("blob-rename")
+	if err == nil {
+		err = u.s.root.Rename(u.name, blobPath(blob))
+	}
+	if err != nil {
 		return Object{}, fmt.Errorf("move upload into place: %w", mapErr(err))
 	}
 	u.done = true
 	defer u.f.Close()
 	durable := func() error {
-		if err := fsync(u.f); err != nil {
+		err := failpoint("blob-fsync")
+		if err == nil {
+			err = fsync(u.f)
+		}
+		if err != nil {
 			return fmt.Errorf("fsync upload: %w", mapErr(err))
 		}
 		if err := u.f.Close(); err != nil {
@@ -440,7 +465,9 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 		o.ModTime = now
 	}
 	if err := u.s.commit(ctx, o, false, durable); err != nil {
-		u.s.root.Remove(blobPath(blob))
+		if !isInDoubt(err) {
+			u.s.root.Remove(blobPath(blob))
+		}
 		return Object{}, err
 	}
 	return o, nil
@@ -496,18 +523,30 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 			return err
 		}
 	}
-	if err := s.writeSidecarAfter(o, blobDurable); err != nil {
+	p, err := s.placeSidecar(o, blobDurable)
+	if err != nil {
+		if s.remote != nil && s.through {
+			s.undoThrough(ctx, o, old)
+		}
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if err := s.idx.putObject(ctx, tx, o); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, change, o, old.Blob)
 	}); err != nil {
 		s.cache.drop(o.Key)
+		err = s.rollback(p, err)
+		if s.remote != nil && s.through && !isInDoubt(err) {
+			s.undoThrough(ctx, o, old)
+		}
 		return err
 	}
+	p.done()
 	s.cache.put(o)
 	if parent, _ := Split(o.Key); parent != "" {
 		s.dirs.Store(parent, struct{}{})
@@ -584,12 +623,14 @@ func encodeSidecar(o Object) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Store) writeSidecar(o Object) error { return s.writeSidecarAfter(o, nil) }
+// writeSidecar writes o's sidecar into place; see placeSidecar.
+func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidecar(o, nil) }
 
-// writeSidecarAfter writes o's sidecar and renames it into place once
-// durable has returned: the sidecar's own write and fsync run meanwhile, so
-// a store waits for two rounds of syncs, not four.
-func (s *Store) writeSidecarAfter(o Object, durable func() error) error {
+// placeSidecar writes o's sidecar and renames it into place once durable has
+// returned: the sidecar's own write and fsync run meanwhile, so a store waits
+// for two rounds of syncs, not four. The placement it returns undoes the
+// rename until done is called (see commit.go).
+func (s *Store) placeSidecar(o Object, durable func() error) (*placement, error) {
 	var durableErr chan error
 	if durable != nil {
 		durableErr = make(chan error, 1)
@@ -603,41 +644,54 @@ func (s *Store) writeSidecarAfter(o Object, durable func() error) error {
 		durableErr = nil
 		return err
 	}
+	p := &placement{s: s}
+	fail := func(err error) (*placement, error) {
+		err = errors.Join(err, wait())
+		if uerr := p.undo(); uerr != nil {
+			s.log.Warn("could not remove a folder made for a failed store; reindex removes it", "err", uerr)
+		}
+		return nil, err
+	}
 	b, err := encodeSidecar(o)
 	if err != nil {
-		return errors.Join(err, wait())
+		return fail(err)
 	}
 	parent, _ := Split(o.Key)
-	dir := "objects"
-	if parent != "" {
-		dir += "/" + parent
+	dir := join("objects", parent)
+	if err := s.mkdirAllFor(p, dir); err != nil {
+		return fail(err)
 	}
-	if err := s.mkdirAll(dir); err != nil {
-		return errors.Join(err, wait())
-	}
-	tmp := "tmp/" + newVersion() + ".sidecar"
-	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	tmp, err := s.writeTemp(b)
 	if err != nil {
-		return errors.Join(fmt.Errorf("create sidecar: %w", mapErr(err)), wait())
+		return fail(err)
 	}
-	_, err = f.Write(b)
+	if err := wait(); err != nil {
+		s.root.Remove(tmp)
+		return fail(err)
+	}
+	name := "objects/" + o.Key
+	if err := p.linkPrevious(name); err != nil {
+		s.root.Remove(tmp)
+		return fail(err)
+	}
+	err = failpoint("sidecar-rename")
 	if err == nil {
-		err = fsync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if werr := wait(); err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = s.root.Rename(tmp, "objects/"+o.Key)
+		err = s.root.Rename(tmp, name)
 	}
 	if err != nil {
 		s.root.Remove(tmp)
-		return fmt.Errorf("write sidecar of %q: %w", UnescapeKey(o.Key), mapErr(err))
+		p.done()
+		return fail(fmt.Errorf("write sidecar of %q: %w", UnescapeKey(o.Key), mapErr(err)))
 	}
-	return s.syncDir(dir)
+	p.name = name
+	err = failpoint("sidecar-dir-fsync")
+	if err == nil {
+		err = s.syncDir(dir)
+	}
+	if err != nil {
+		return nil, s.rollback(p, mapErr(err))
+	}
+	return p, nil
 }
 
 func nilIfEmpty(b json.RawMessage) json.RawMessage {
@@ -645,35 +699,6 @@ func nilIfEmpty(b json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return b
-}
-
-// mkdirAll creates dir and its parents inside the root, fsyncing the parent of
-// each folder it creates so that the new entries survive a crash.
-func (s *Store) mkdirAll(dir string) error {
-	if s.knownDir(strings.TrimPrefix(strings.TrimPrefix(dir, "objects"), "/")) {
-		return nil
-	}
-	if fi, err := s.root.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, dir)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != "." && parent != dir {
-		if err := s.mkdirAll(parent); err != nil {
-			return err
-		}
-	}
-	if err := s.root.Mkdir(dir, 0o750); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			if fi, serr := s.root.Stat(dir); serr == nil && fi.IsDir() {
-				return nil // made by a concurrent store
-			}
-		}
-		return fmt.Errorf("create folder %s: %w", dir, mapErr(err))
-	}
-	return s.syncDir(parent)
 }
 
 // UnescapeKey returns key with every segment decoded, for messages and display.

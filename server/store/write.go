@@ -28,10 +28,14 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 		return o, nil
 	}
 	n.Key, n.Blob, n.Size, n.SHA256, n.Created = o.Key, o.Blob, o.Size, o.SHA256, o.Created
-	if err := s.writeSidecar(n); err != nil {
+	p, err := s.writeSidecar(n)
+	if err != nil {
 		return o, err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if err := s.idx.putObject(ctx, tx, n); err != nil {
 			return err
 		}
@@ -42,8 +46,9 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 		return nil
 	}); err != nil {
 		s.cache.drop(key)
-		return o, err
+		return o, s.rollback(p, err)
 	}
+	p.done()
 	s.cache.put(n)
 	if s.remote != nil && s.through {
 		if err := s.pushSidecar(ctx, n); err != nil {
@@ -68,22 +73,28 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.root.Remove("objects/" + key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove sidecar of %q: %w", UnescapeKey(key), mapErr(err))
+	// The sidecar goes aside first, so that a failure of the index can put
+	// it back: deleting is committed only with the index.
+	p, err := s.moveAside("objects/" + key)
+	if errors.Is(err, fs.ErrNotExist) {
+		p, err = &placement{s: s}, nil // gone from the tree already: make the index agree
 	}
-	parent, _ := Split(key)
-	if err := s.syncDir(join("objects", parent)); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, key); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, ChangeDeleted, o)
 	}); err != nil {
 		s.cache.drop(key)
-		return err
+		return s.rollback(p, err)
 	}
+	p.discard()
 	s.cache.drop(key)
 	s.removeBlob(o.Blob)
 	if s.remote != nil && s.through {
@@ -120,16 +131,47 @@ func (s *Store) Mkdir(ctx context.Context, key string) error {
 	if _, err := s.StatDir(ctx, parent); err != nil {
 		return fmt.Errorf("%w: parent folder missing", ErrConflict)
 	}
-	if err := s.root.Mkdir("objects/"+key, 0o750); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return ErrExists
-		}
-		return fmt.Errorf("create folder: %w", mapErr(err))
-	}
-	if err := s.syncDir(join("objects", parent)); err != nil {
+	p, err := s.mkdirIndexed(ctx, key)
+	if err != nil {
 		return err
 	}
-	return s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putDirs(ctx, tx, key, time.Now()) })
+	p.done()
+	return nil
+}
+
+// mkdirIndexed creates the folder key on disk and in the index, or neither.
+// Its parent must exist.
+func (s *Store) mkdirIndexed(ctx context.Context, key string) (*placement, error) {
+	p := &placement{s: s}
+	err := failpoint("mkdir")
+	if err == nil {
+		err = s.root.Mkdir("objects/"+key, 0o750)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, ErrExists
+		}
+		return nil, fmt.Errorf("create folder: %w", mapErr(err))
+	}
+	p.dirs = []string{"objects/" + key}
+	parent, _ := Split(key)
+	err = failpoint("mkdir-fsync")
+	if err == nil {
+		err = s.syncDir(join("objects", parent))
+	}
+	err = mapErr(err)
+	if err == nil {
+		err = s.idx.tx(ctx, func(tx *sql.Tx) error {
+			if err := failpoint("index"); err != nil {
+				return err
+			}
+			return s.idx.putDirs(ctx, tx, key, time.Now())
+		})
+	}
+	if err != nil {
+		return nil, s.rollback(p, err)
+	}
+	return p, nil
 }
 
 // RemoveAll removes the object or the folder (with everything below it) at key.
@@ -142,6 +184,11 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 	}
 	s.tree.Lock()
 	defer s.tree.Unlock()
+	return s.removeAllLocked(ctx, key)
+}
+
+// removeAllLocked removes the folder key; the caller holds the tree lock.
+func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	if _, err := s.StatDir(ctx, key); err != nil {
 		return err
 	}
@@ -159,15 +206,17 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 	rows.Close()
 	// Removing the sidecars is what deletes; move them out of the tree in one
 	// rename first, so that a crash midway cannot leave half a folder.
-	trash := "tmp/" + newVersion() + ".removed"
-	if err := s.root.Rename("objects/"+key, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove folder: %w", mapErr(err))
+	p, err := s.moveAside("objects/" + key)
+	if errors.Is(err, fs.ErrNotExist) {
+		p, err = &placement{s: s}, nil // only in the index: make it agree
 	}
-	parent, _ := Split(key)
-	if err := s.syncDir(join("objects", parent)); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
 			return err
 		}
@@ -177,10 +226,10 @@ func (s *Store) RemoveAll(ctx context.Context, key string) error {
 		_, err := s.idx.exec(ctx, tx, `DELETE FROM dirs WHERE key = ? OR (key > ? AND key < ?)`, key, lo, hi)
 		return err
 	}); err != nil {
-		return err
+		return s.rollback(p, err)
 	}
 	s.forgetAll()
-	s.root.RemoveAll(trash)
+	p.discard()
 	for _, b := range blobs {
 		s.removeBlob(b)
 	}
@@ -223,8 +272,20 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 			return err
 		}
 	}
-	_, dstObjErr := s.get(ctx, dst)
+	dstObj, dstObjErr := s.get(ctx, dst)
 	_, dstDirErr := s.StatDir(ctx, dst)
+	if isObj && dstObjErr == nil && overwrite {
+		// An object over an object: its sidecar replaces the other's in one
+		// rename, which a failure undoes, so the old one is never missing.
+		defer s.forgetAll()
+		if err := s.moveObject(ctx, srcObj, dst, move); err != nil {
+			return err
+		}
+		if dstObj.Blob != srcObj.Blob {
+			s.removeBlob(dstObj.Blob)
+		}
+		return nil
+	}
 	if dstObjErr == nil || dstDirErr == nil {
 		if !overwrite {
 			return ErrExists
@@ -256,19 +317,20 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 		o.Created = time.Now()
 		o.Updated = o.Created
 	}
-	if err := s.writeSidecar(o); err != nil {
+	placed, err := s.writeSidecar(o)
+	if err != nil {
 		return err
 	}
+	aside := &placement{s: s}
 	if move {
-		if err := s.root.Remove("objects/" + src); err != nil {
-			return fmt.Errorf("remove moved sidecar: %w", mapErr(err))
-		}
-		srcParent, _ := Split(src)
-		if err := s.syncDir(join("objects", srcParent)); err != nil {
-			return err
+		if aside, err = s.moveAside("objects/" + src); err != nil {
+			return s.rollback(placed, err)
 		}
 	}
-	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+	err = s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if move {
 			if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
 				return err
@@ -284,24 +346,55 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 		}
 		return s.enqueue(ctx, tx, ChangeCreated, o)
 	})
+	if err != nil {
+		// Put the source back first: if that cannot be done, the move stands
+		// (its sidecar is at dst) and the restart completes it.
+		if err = s.rollback(aside, err); isInDoubt(err) {
+			return err
+		}
+		return s.rollback(placed, err)
+	}
+	placed.done()
+	aside.discard()
+	return nil
 }
 
 func (s *Store) moveDir(ctx context.Context, src, dst string) error {
-	if err := s.root.Rename("objects/"+src, "objects/"+dst); err != nil {
-		return fmt.Errorf("move folder: %w", mapErr(err))
-	}
 	srcParent, _ := Split(src)
 	dstParent, _ := Split(dst)
-	if err := s.syncDir(join("objects", srcParent)); err != nil {
-		return err
+	// A folder only in the index (its tree gone behind our back) moves there alone.
+	onDisk := true
+	if err := s.root.Rename("objects/"+src, "objects/"+dst); errors.Is(err, fs.ErrNotExist) {
+		onDisk = false
+	} else if err != nil {
+		return fmt.Errorf("move folder: %w", mapErr(err))
 	}
-	if err := s.syncDir(join("objects", dstParent)); err != nil {
-		return err
+	// Undoing the move is moving it back.
+	undo := &placement{s: s}
+	if onDisk {
+		undo.name, undo.prev = "objects/"+src, "objects/"+dst
 	}
+	err := s.syncDir(join("objects", srcParent))
+	if err == nil {
+		err = s.syncDir(join("objects", dstParent))
+	}
+	if err == nil {
+		err = s.moveDirIndex(ctx, src, dst, dstParent)
+	}
+	if err != nil {
+		return s.rollback(undo, err)
+	}
+	return nil
+}
+
+func (s *Store) moveDirIndex(ctx context.Context, src, dst, dstParent string) error {
 	lo, hi := prefixRange(src)
 	n := utf8.RuneCountInString(src) + 1 // substr counts characters from 1: the rest of the key after src
 	dlo, dhi := prefixRange(dst)
 	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+		if err := failpoint("index"); err != nil {
+			return err
+		}
 		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
 			return err
 		}
@@ -320,17 +413,24 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 	})
 }
 
+// copyDir copies the folder src to dst, which must not exist. On failure
+// the partial copy is removed.
 func (s *Store) copyDir(ctx context.Context, src, dst string) error {
-	if err := s.root.Mkdir("objects/"+dst, 0o750); err != nil {
-		return fmt.Errorf("copy folder: %w", mapErr(err))
+	err := s.copyDirTree(ctx, src, dst)
+	if err != nil && !errors.Is(err, ErrExists) {
+		if rerr := s.removeAllLocked(ctx, dst); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			s.log.Warn("could not remove a partial folder copy", "key", UnescapeKey(dst), "err", rerr)
+		}
 	}
-	dstParent, _ := Split(dst)
-	if err := s.syncDir(join("objects", dstParent)); err != nil {
+	return err
+}
+
+func (s *Store) copyDirTree(ctx context.Context, src, dst string) error {
+	p, err := s.mkdirIndexed(ctx, dst)
+	if err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putDirs(ctx, tx, dst, time.Now()) }); err != nil {
-		return err
-	}
+	p.done()
 	children, err := s.List(ctx, src)
 	if err != nil {
 		return err
@@ -338,7 +438,7 @@ func (s *Store) copyDir(ctx context.Context, src, dst string) error {
 	for _, c := range children {
 		to := dst + "/" + c.Name
 		if c.IsDir {
-			err = s.copyDir(ctx, c.Key, to)
+			err = s.copyDirTree(ctx, c.Key, to)
 		} else {
 			err = s.moveObject(ctx, c.Object, to, false)
 		}
