@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -176,7 +177,7 @@ func parentDir(name string) string {
 // parent of each folder it creates so that the new entries survive a crash,
 // and records each created folder in p so that undo removes it.
 func (s *Store) mkdirAllFor(p *placement, dir string) error {
-	if s.knownDir(trimObjects(dir)) {
+	if (dir == "objects" || strings.HasPrefix(dir, "objects/")) && s.knownDir(trimObjects(dir)) {
 		return nil
 	}
 	if fi, err := s.root.Stat(dir); err == nil {

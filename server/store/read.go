@@ -78,7 +78,12 @@ func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, e
 		}
 		f, err := s.OpenVersion(o)
 		if errors.Is(err, ErrNotFound) {
-			continue // replaced between the lookup and the open: look again
+			// Replaced between the lookup and the open (look again), or lost.
+			s.cache.drop(key)
+			if cur, cerr := s.idx.get(ctx, key); cerr == nil && cur.Blob == o.Blob {
+				return nil, o, s.corrupt(o)
+			}
+			continue
 		}
 		return f, o, err
 	}

@@ -35,6 +35,7 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 	defer s.forgetAll()
 	count := 0
 	referenced := map[string]bool{}
+	var lost []string
 	err := s.idx.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects`); err != nil {
 			return err
@@ -70,11 +71,14 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 			}
 			o, err := s.readSidecar(key)
 			if err != nil {
-				s.log.Warn("reindex: skipping unreadable sidecar", "path", path, "err", err)
+				s.log.Error("reindex: unreadable sidecar; moved to lost/", "key", UnescapeKey(key), "err", err)
+				lost = append(lost, key)
 				return nil
 			}
 			if _, err := s.root.Stat(blobPath(o.Blob)); err != nil && s.remote == nil {
-				s.log.Warn("reindex: sidecar names a missing blob; object dropped", "key", UnescapeKey(key), "blob", o.Blob)
+				s.log.Error("reindex: corruption: sidecar names a missing blob; moved to lost/",
+					"key", UnescapeKey(key), "blob", o.Blob, "sha256", o.SHA256)
+				lost = append(lost, key)
 				return nil
 			}
 			referenced[o.Blob] = true
@@ -90,7 +94,27 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	for _, key := range lost {
+		if err := s.moveToLost(key); err != nil {
+			return count, err
+		}
+	}
 	return count, s.sweepBlobs(referenced)
+}
+
+// moveToLost moves the sidecar of key out of the objects tree into lost/,
+// where an operator can inspect it: it is no object (its bytes are gone or
+// it cannot be read), but it may say what was lost.
+func (s *Store) moveToLost(key string) error {
+	parent, _ := Split(key)
+	p := &placement{s: s}
+	if err := s.mkdirAllFor(p, join("lost", parent)); err != nil {
+		return fmt.Errorf("move sidecar of %q to lost/: %w", UnescapeKey(key), err)
+	}
+	if err := s.root.Rename("objects/"+key, "lost/"+key); err != nil {
+		return fmt.Errorf("move sidecar of %q to lost/: %w", UnescapeKey(key), mapErr(err))
+	}
+	return s.syncDir(join("objects", parent))
 }
 
 func (s *Store) readSidecar(key string) (Object, error) {

@@ -28,7 +28,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -175,9 +174,7 @@ func (s *Store) open() error {
 	if err := s.sweepTemp(); err != nil {
 		return err
 	}
-	_, statErr := s.root.Stat("index.db")
-	fresh := errors.Is(statErr, fs.ErrNotExist)
-	idx, err := openIndex(filepath.Join(s.dir, "index.db"))
+	idx, fresh, err := s.openCheckedIndex()
 	if err != nil {
 		return err
 	}

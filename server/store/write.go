@@ -313,7 +313,11 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 	o.Key = dst
 	if !move {
 		// Blobs are immutable: a copy shares its source's, and a blob is
-		// removed only when no object names it.
+		// removed only when no object names it. A copy of an object whose
+		// bytes are lost would be a second broken object.
+		if err := s.checkBlob(o); err != nil {
+			return err
+		}
 		o.Created = time.Now()
 		o.Updated = o.Created
 	}
