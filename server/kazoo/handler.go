@@ -42,7 +42,10 @@ type Handler struct {
 	Base64    string   // Base64Auto, Base64Always or Base64Never
 	KeyParams []string // query parameters that extend the key; nil: DefaultKeyParams
 	MaxBody   int64    // largest request body; 0: no limit
-	Log       *slog.Logger
+	// MaxFetchMeta bounds the fetch query metadata kept per object, in
+	// bytes of JSON; 0: DefaultMaxFetchMeta.
+	MaxFetchMeta int64
+	Log          *slog.Logger
 }
 
 // ServeHTTP answers PUT and POST (store) and GET and HEAD (fetch). The caller

@@ -2,7 +2,9 @@ package kazoo
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,5 +124,60 @@ func TestReadOnlyUserCannotStore(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("read-only PUT: %d", w.Code)
+	}
+}
+
+// TestFetchMetadataIsBounded fetches one small object 100 times, each time
+// with new query keys: what the object's record keeps of them stays under
+// the limit, and Kazoo's own keys, sent first, are kept.
+func TestFetchMetadataIsBounded(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const limit = 4096
+	h := &Handler{Store: st, MaxFetchMeta: limit, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	do := func(method, target string, body []byte) int {
+		r := httptest.NewRequest(method, target, bytes.NewReader(body))
+		r = r.WithContext(auth.WithUser(r.Context(), &auth.User{Write: true}))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := do("PUT", "/p/small.mp3", []byte("sixby")); code != http.StatusCreated {
+		t.Fatalf("PUT: %d", code)
+	}
+	if code := do("GET", "/p/small.mp3?media_id=m1&from=kazoo", nil); code != http.StatusOK {
+		t.Fatalf("GET: %d", code)
+	}
+	for i := range 100 {
+		q := ""
+		for j := range 10 {
+			q += fmt.Sprintf("&k%03d_%d=%s", i, j, strings.Repeat("v", 50))
+		}
+		if code := do("GET", "/p/small.mp3?"+q[1:], nil); code != http.StatusOK {
+			t.Fatalf("GET %d: %d", i, code)
+		}
+	}
+	o, err := st.Stat(t.Context(), "p/small.mp3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		FetchQuery map[string]any `json:"fetch_query"`
+	}
+	if err := json.Unmarshal(o.Meta, &meta); err != nil {
+		t.Fatal(err)
+	}
+	fq, _ := json.Marshal(meta.FetchQuery)
+	if len(fq) > limit {
+		t.Fatalf("fetch metadata grew to %d bytes, limit %d", len(fq), limit)
+	}
+	if meta.FetchQuery["media_id"] != "m1" || o.MediaID != "m1" {
+		t.Fatalf("Kazoo's own keys lost: %v, media id %q", meta.FetchQuery["media_id"], o.MediaID)
+	}
+	if len(o.Meta) > 2*limit {
+		t.Fatalf("record is %d bytes", len(o.Meta))
 	}
 }

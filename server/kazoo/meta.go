@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,11 +32,7 @@ func (h *Handler) mergeFetchQuery(ctx context.Context, o store.Object, params []
 		meta = map[string]any{}
 	}
 	old, _ := meta["fetch_query"].(map[string]any)
-	merged := maps.Clone(old)
-	if merged == nil {
-		merged = map[string]any{}
-	}
-	maps.Copy(merged, QueryToJSON(params))
+	merged := mergeBounded(old, QueryToJSON(params), int(h.maxFetchMeta()))
 	mediaID, docID := o.MediaID, o.DocID
 	if mediaID == "" {
 		mediaID = jsonString(merged, "media_id")
@@ -64,6 +61,51 @@ func (h *Handler) mergeFetchQuery(ctx context.Context, o store.Object, params []
 	if err != nil {
 		h.Log.Warn("could not record the metadata of a fetch", "key", store.UnescapeKey(o.Key), "user", userName(ctx), "err", err)
 	}
+}
+
+// DefaultMaxFetchMeta bounds the fetch metadata kept per object when the
+// handler's MaxFetchMeta is 0: Kazoo sends the same few keys on every fetch,
+// so a client sending new ones must not grow the record without end.
+const DefaultMaxFetchMeta = 16 << 10
+
+func (h *Handler) maxFetchMeta() int64 {
+	if h.MaxFetchMeta > 0 {
+		return h.MaxFetchMeta
+	}
+	return DefaultMaxFetchMeta
+}
+
+// mergeBounded returns old with add merged in, in key order, leaving out
+// each key whose addition would take the JSON encoding past limit bytes.
+// Values of keys already there are updated when that fits too.
+func mergeBounded(old, add map[string]any, limit int) map[string]any {
+	merged := maps.Clone(old)
+	if merged == nil {
+		merged = map[string]any{}
+	}
+	size := 2 // {}
+	for k, v := range merged {
+		size += entrySize(k, v)
+	}
+	for _, k := range slices.Sorted(maps.Keys(add)) {
+		delta := entrySize(k, add[k])
+		if prev, ok := merged[k]; ok {
+			delta -= entrySize(k, prev)
+		}
+		if size+delta > limit {
+			continue
+		}
+		merged[k] = add[k]
+		size += delta
+	}
+	return merged
+}
+
+// entrySize is the length of "k":v, in JSON.
+func entrySize(k string, v any) int {
+	kb, _ := json.Marshal(k)
+	vb, _ := json.Marshal(v)
+	return len(kb) + 1 + len(vb) + 1
 }
 
 func userName(ctx context.Context) string {
