@@ -43,10 +43,33 @@ func newMetrics(reg *prometheus.Registry) metrics {
 }
 
 func (m metrics) observe(route, method string, code int, in, out int64, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	method = methodLabel(method)
+	m.requests.WithLabelValues(route, method, codeLabel(code)).Inc()
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	if in > 0 {
 		m.bytesIn.WithLabelValues(route).Add(float64(in))
 	}
 	m.bytesOut.WithLabelValues(route).Add(float64(out))
+}
+
+// Every label value comes from a closed set: each distinct value is a series
+// the registry keeps for ever, so a value taken from the request as sent
+// would let any client grow the server's memory.
+
+// methodLabel returns method if it is one attachd or its clients use, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK":
+		return method
+	}
+	return "other"
+}
+
+// codeLabel returns the status code as a label: there are at most 500 of them.
+func codeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }

@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/auth"
@@ -45,8 +49,13 @@ type Server struct {
 	dispatcher *hooks.Dispatcher
 
 	ready    atomic.Bool
+	health   storeHealth
 	inflight sync.WaitGroup
+	uploads  atomic.Int64 // requests storing a body now, against max_uploads
 	http     *http.Server
+
+	publicHost   string         // host of public_url, a same-origin Origin too
+	metricsAllow auth.AllowList // [metrics] allow_from; empty: loopback only
 }
 
 // New validates cfg, opens the data directory and builds the handlers. It
@@ -61,7 +70,18 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("refusing to listen on %s without authentication: add [[users]] "+
 			"(passwords from `attachd hash-password`), listen on a loopback address, or set allow_anonymous = true", cfg.Listen)
 	}
+	a.LimitFailures(cfg.Limits.AuthFailures)
 	s := &Server{cfg: cfg, log: log, auth: a, reg: prometheus.NewRegistry()}
+	if s.metricsAllow, err = auth.ParseAllowList(cfg.Metrics.AllowFrom); err != nil {
+		return nil, fmt.Errorf("metrics.allow_from: %w", err)
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public_url: %w", err)
+		}
+		s.publicHost = u.Host
+	}
 	// Plugins start first: the store needs the storage plugin as its backend.
 	if err := s.startPlugins(); err != nil {
 		return nil, err
@@ -86,7 +106,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if s.dispatcher != nil {
 		s.dispatcher.Store = st
 	}
-	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody), Log: log}
+	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody),
+		MaxFetchMeta: int64(cfg.Limits.MaxFetchMeta), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
 			if s.plugins != nil {
@@ -108,6 +129,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ready, body := s.ready.Load(), ""
 	if !ready {
 		body = "not ready: starting or draining\n"
+	}
+	if err := s.health.check(r.Context(), s.store); err != nil {
+		ready = false
+		body += "store: " + err.Error() + "\n"
 	}
 	if s.plugins != nil {
 		for _, p := range s.plugins.Status() {
@@ -146,32 +171,97 @@ func (s *Server) Store() *store.Store { return s.store }
 
 // Handler returns the root HTTP handler.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", s.readyz)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 	protected := func(route string, h http.Handler) http.Handler {
-		return s.instrument(route, s.authenticate(route, h))
+		return s.instrument(route, s.guard(s.authenticate(route, s.limitUploads(h))))
 	}
+	var dav http.Handler
 	if s.dav != nil {
-		dav := protected("dav", s.dav)
-		mux.Handle("/dav/", dav)
-		// gvfs and Windows probe the prefix without its slash; a redirect
-		// there breaks PROPFIND, so answer it as the root.
-		mux.Handle("/dav", dav)
+		dav = protected("dav", s.dav)
 	}
 	kz := protected("kazoo", s.kazoo)
-	// Every other path is Kazoo's. Bypass the mux's path cleaning, which would
-	// redirect Kazoo's "//" and "/./" URLs: Kazoo must never see a 3xx.
+	// Every path but these is Kazoo's. No mux: its path cleaning would
+	// redirect Kazoo's "//" and "/./" URLs, and Kazoo must never see a 3xx.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", nosniff)
+		h.Set("Content-Security-Policy", sandboxed)
+		s.limitBody(w, r)
 		p := r.URL.Path
-		if p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/dav" || strings.HasPrefix(p, "/dav/") {
-			mux.ServeHTTP(w, r)
+		switch {
+		case p == "/healthz" || p == "/readyz":
+			// Local probes (systemd, a container's health check) always
+			// pass; allow_from holds for every other client.
+			if !auth.IsLoopback(r.RemoteAddr) && !s.auth.AddressAllowed(r.RemoteAddr) {
+				http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
+				return
+			}
+			if p == "/readyz" {
+				s.readyz(w, r)
+				return
+			}
+			io.WriteString(w, "ok\n")
+		case p == "/metrics":
+			if s.metricsAllowed(w, r) {
+				metrics.ServeHTTP(w, r)
+			}
+		case dav != nil && (p == "/dav" || strings.HasPrefix(p, "/dav/")):
+			// gvfs and Windows probe the prefix without its slash; a
+			// redirect there breaks PROPFIND, so /dav is the root too.
+			dav.ServeHTTP(w, r)
+		case dav != nil && p == "/" && r.Method == http.MethodOptions:
+			// Windows' WebClient asks the server root first, even to map
+			// a folder below it, and gives up unless it looks like WebDAV.
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = "/dav/", ""
+			dav.ServeHTTP(w, r2)
+		default:
+			kz.ServeHTTP(w, r)
+		}
+	})
+}
+
+// metricsAllowed admits a scrape: allow_from, then [metrics] allow_from
+// (loopback only when empty), then the [metrics] user's login if one is set.
+// Otherwise it answers the request and returns false.
+func (s *Server) metricsAllowed(w http.ResponseWriter, r *http.Request) bool {
+	addrOK := s.auth.AddressAllowed(r.RemoteAddr)
+	if len(s.metricsAllow) == 0 {
+		addrOK = addrOK && auth.IsLoopback(r.RemoteAddr)
+	} else {
+		addrOK = addrOK && s.metricsAllow.Contains(r.RemoteAddr)
+	}
+	if !addrOK {
+		http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
+		return false
+	}
+	name := s.cfg.Metrics.User
+	if name == "" {
+		return true
+	}
+	u, err := s.auth.Authenticate(r)
+	if err == nil && u.Name == name {
+		return true
+	}
+	s.refuseLogin(w, err)
+	return false
+}
+
+// guard refuses what no credentials make acceptable: a client address
+// outside allow_from, and a browser's request that changes state on behalf
+// of another site.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth.AddressAllowed(r.RemoteAddr) {
+			http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
 			return
 		}
-		kz.ServeHTTP(w, r)
+		if s.crossSite(r) {
+			http.Error(w, "forbidden: cross-origin request refused (its Origin or Sec-Fetch-Site "+
+				"names another site); send it from attachd's own origin", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -191,8 +281,7 @@ func (s *Server) authenticate(route string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		case err != nil:
-			s.m.authFailures.Inc()
-			auth.Challenge(w)
+			s.refuseLogin(w, err)
 			return
 		}
 		if rec, ok := w.(*recorder); ok {
@@ -202,24 +291,62 @@ func (s *Server) authenticate(route string, next http.Handler) http.Handler {
 	})
 }
 
-// recorder captures what the access log and metrics need.
+// refuseLogin answers a request whose credentials were missing, wrong or
+// refused for too many failures (err, from Authenticate; nil for a login
+// that is not the one required).
+func (s *Server) refuseLogin(w http.ResponseWriter, err error) {
+	s.m.authFailures.Inc()
+	var rl *auth.RateLimitError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))
+		http.Error(w, "too many failed logins; try again later", http.StatusTooManyRequests)
+		return
+	}
+	if errors.Is(err, auth.ErrAddress) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	auth.Challenge(w)
+}
+
+// recorder captures what the access log and metrics need. If the request
+// body was cut for being too slow, it answers 408 in place of the error the
+// handler reports for its failed body.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	user   string
+	body   *slowBody // the request's body, if it has one
+	cut    bool      // the handler's answer is replaced by a 408
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
+	if r.status != 0 {
+		r.ResponseWriter.WriteHeader(code) // superfluous: net/http logs it
+		return
+	}
+	r.status = code
+	if code >= 400 && r.body != nil && r.body.cut.Load() {
+		r.status, r.cut = http.StatusRequestTimeout, true
+		h := r.Header()
+		h.Del("Content-Length")
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Connection", "close")
+		r.ResponseWriter.WriteHeader(r.status)
+		n, _ := io.WriteString(r.ResponseWriter, "request body too slow: the upload was cut and nothing was stored\n")
+		r.bytes += int64(n)
+		return
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.cut {
+		return len(p), nil
 	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
@@ -229,7 +356,10 @@ func (r *recorder) Write(p []byte) (int, error) {
 // ReadFrom keeps net/http's sendfile path open through the recorder.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.cut {
+		return io.Copy(io.Discard, src)
 	}
 	n, err := io.Copy(r.ResponseWriter, src)
 	r.bytes += n
@@ -256,6 +386,7 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rec := &recorder{ResponseWriter: w}
+		rec.body, _ = r.Body.(*slowBody)
 		s.m.inflight.WithLabelValues(route).Inc()
 		next.ServeHTTP(rec, r.WithContext(store.WithRequestID(r.Context(), id)))
 		s.m.inflight.WithLabelValues(route).Dec()
@@ -284,6 +415,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       time.Duration(s.cfg.IdleTimeout),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		MaxHeaderBytes:    64 << 10,
+	}
+	if n := s.cfg.Limits.MaxConnections; n > 0 {
+		// Past max_connections, new connections wait in the kernel's
+		// accept queue until one closes.
+		ln = netutil.LimitListener(ln, n)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
