@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,13 +165,18 @@ func Load(path string) (Config, error) {
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
 	if err != nil {
+		// Syntax errors, and values our types refuse (a Duration, a Size),
+		// come as a ParseError with the key and its position.
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			if pe.LastKey != "" {
+				return c, fmt.Errorf("%s:%d: %s: %s", path, pe.Position.Line, pe.LastKey, pe.Message)
+			}
 			return c, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
 		}
-		// Type mismatches come as "toml: line N (last key "k"): msg".
+		// Type mismatches are only formatted: "toml: line N (last key "k"): msg".
 		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
-			return c, fmt.Errorf("%s:%s: key %q: %s", path, m[1], m[2], m[3])
+			return c, fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], m[3])
 		}
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
@@ -177,38 +185,52 @@ func Load(path string) (Config, error) {
 		if len(k) >= 3 && k[0] == "plugin" && (k[2] == "config" || k[2] == "secrets") {
 			continue
 		}
-		return c, fmt.Errorf("%s:%d: unknown key %q", path, lineOf(data, k), k.String())
+		return c, fmt.Errorf("%s: unknown key %q", at(path, lineOf(data, k, 0)), k.String())
 	}
 	if err := c.Validate(); err != nil {
 		var ke *KeyError
 		if errors.As(err, &ke) {
-			return c, fmt.Errorf("%s:%d: %w", path, lineOf(data, strings.Split(ke.Key, ".")), err)
+			return c, fmt.Errorf("%s: %w", at(path, lineOf(data, strings.Split(ke.Key, "."), ke.Elem)), err)
 		}
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
-// lineOf finds the line on which key is set, or 0. BurntSushi/toml does not
-// report positions of keys it decoded, so look for the key in its table.
-func lineOf(data []byte, key toml.Key) int {
+// at formats a position: FILE:LINE, or FILE when the line is unknown.
+func at(path string, line int) string {
+	if line <= 0 {
+		return path
+	}
+	return fmt.Sprintf("%s:%d", path, line)
+}
+
+var headerRe = regexp.MustCompile(`^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?`)
+
+// lineOf finds the line on which key is set, or 0. In an array of tables
+// ([[users]]) it looks in the elem-th table (from 1); elem 0 means the
+// first. BurntSushi/toml keeps the positions of keys private, and one per
+// key name, not per element, so look for the key in its table.
+func lineOf(data []byte, key toml.Key, elem int) int {
 	if len(key) == 0 {
 		return 0
 	}
 	table := strings.Join(key[:len(key)-1], ".")
-	last := regexp.QuoteMeta(key[len(key)-1])
-	keyRe := regexp.MustCompile(`^\s*("?)` + last + `("?)\s*=`)
-	headerRe := regexp.MustCompile(`^\s*\[\[?\s*([^\]]+?)\s*\]\]?`)
-	current := ""
+	keyRe := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(key[len(key)-1]) + `["']?\s*=`)
+	current, seen := "", 0
 	for i, line := range strings.Split(string(data), "\n") {
 		if m := headerRe.FindStringSubmatch(line); m != nil {
-			current = m[1]
-			if current == strings.Join(key, ".") {
+			// [ hook . "webhook" ] is [hook.webhook].
+			current = strings.NewReplacer(" ", "", "\t", "", `"`, "", "'", "").Replace(m[2])
+			if current == table && m[1] == "[[" {
+				seen++
+			}
+			if current == key.String() {
 				return i + 1 // the key is itself a table
 			}
 			continue
 		}
-		if keyRe.MatchString(line) && (current == table || strings.HasPrefix(table, current)) {
+		if current == table && keyRe.MatchString(line) && (elem == 0 || seen == elem) {
 			return i + 1
 		}
 	}
@@ -217,14 +239,20 @@ func lineOf(data []byte, key toml.Key) int {
 
 // KeyError is a validation error about one key.
 type KeyError struct {
-	Key string
-	Msg string
+	Key  string // dotted, as in the file: "limits.max_uploads"
+	Elem int    // for a key of an array of tables ([[users]]), which one, from 1
+	Msg  string
 }
 
 func (e *KeyError) Error() string { return fmt.Sprintf("%s: %s", e.Key, e.Msg) }
 
 func keyErr(key, format string, args ...any) error {
 	return &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// userErr is a KeyError about a key of the i-th [[users]] table (from 0).
+func userErr(i int, key, format string, args ...any) error {
+	return &KeyError{Key: "users." + key, Elem: i + 1, Msg: fmt.Sprintf(format, args...)}
 }
 
 var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "(.*?)"\): (.*)$`)
@@ -255,8 +283,23 @@ func (c *Config) Validate() error {
 			return keyErr("public_url", "want an absolute http(s) URL, got %q", c.PublicURL)
 		}
 	}
-	if c.ShutdownGrace < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
-		return keyErr("shutdown_grace", "durations must not be negative")
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"shutdown_grace", c.ShutdownGrace}, {"read_header_timeout", c.ReadHeaderTimeout}, {"idle_timeout", c.IdleTimeout}} {
+		if d.v < 0 {
+			return keyErr(d.key, "must not be negative, got %v", time.Duration(d.v))
+		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	for i, s := range c.Metrics.AllowFrom {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err2 := netip.ParseAddr(s); err2 != nil {
+				return keyErr("metrics.allow_from", "entry %d: %q is not a CIDR or an address", i+1, s)
+			}
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json":
@@ -282,24 +325,30 @@ func (c *Config) Validate() error {
 	for i := range c.Users {
 		u := &c.Users[i]
 		if u.Name == "" || strings.ContainsAny(u.Name, ":") {
-			return keyErr("users.name", "user %d: name must be non-empty and contain no ':'", i+1)
+			return userErr(i, "name", "user %d: name must be non-empty and contain no ':'", i+1)
 		}
 		if seen[u.Name] {
-			return keyErr("users.name", "user %q is defined twice", u.Name)
+			return userErr(i, "name", "user %q is defined twice", u.Name)
 		}
 		seen[u.Name] = true
 		if !strings.HasPrefix(u.PasswordHash, "$2") {
-			return keyErr("users.password_hash", "user %q: want a bcrypt hash from `attachd hash-password`", u.Name)
+			return userErr(i, "password_hash", "user %q: want a bcrypt hash from `attachd hash-password`", u.Name)
 		}
 		if u.Permissions == "" {
 			u.Permissions = "r"
 		}
 		if u.Permissions != "r" && u.Permissions != "rw" {
-			return keyErr("users.permissions", `user %q: want "r" or "rw", got %q`, u.Name, u.Permissions)
+			return userErr(i, "permissions", `user %q: want "r" or "rw", got %q`, u.Name, u.Permissions)
 		}
 		if u.Root == "" {
 			u.Root = "/"
 		}
+		if err := checkRoot(u.Root); err != nil {
+			return userErr(i, "root", "user %q: %v", u.Name, err)
+		}
+	}
+	if n := c.Metrics.User; n != "" && !seen[n] {
+		return keyErr("metrics.user", "%q is not the name of a [[users]] entry", n)
 	}
 	if c.Storage.Backend == "" {
 		c.Storage.Backend = "local"
@@ -328,15 +377,126 @@ func (c *Config) Validate() error {
 			return keyErr("plugins.dir", "must be set to use hook %q", h)
 		}
 	}
-	for name, p := range c.Plugin {
+	for _, name := range slices.Sorted(maps.Keys(c.Plugin)) {
+		p := c.Plugin[name]
 		if !pluginName.MatchString(name) {
-			return keyErr("plugin", "%q is not a valid plugin name (lower-case letters, digits, '-', '_')", name)
+			return keyErr("plugin."+name, "%q is not a valid plugin name (lower-case letters, digits, '-', '_')", name)
 		}
 		if len(p.SHA256) != 64 || strings.Trim(strings.ToLower(p.SHA256), "0123456789abcdef") != "" {
 			return keyErr("plugin."+name+".sha256", "want the 64 hex digits printed by `attachd plugins hash FILE`")
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Hook)) {
+		if !slices.Contains(c.Hooks, name) {
+			return keyErr("hook."+name, "no hook %q in hooks = %q: a typo, or add it there", name, c.Hooks)
+		}
+		if err := c.Hook[name].validate("hook." + name + "."); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// validate refuses negative limits; 0 turns most of them off.
+func (l Limits) validate() error {
+	for _, v := range []struct {
+		key string
+		v   int64
+	}{
+		{"max_connections", int64(l.MaxConnections)},
+		{"max_uploads", int64(l.MaxUploads)},
+		{"body_idle_timeout", int64(l.BodyIdleTimeout)},
+		{"min_body_rate", int64(l.MinBodyRate)},
+		{"auth_failures", int64(l.AuthFailures)},
+		{"max_xml_body", int64(l.MaxXMLBody)},
+		{"max_xml_depth", int64(l.MaxXMLDepth)},
+		{"max_props", int64(l.MaxProps)},
+		{"max_props_bytes", int64(l.MaxPropsBytes)},
+		{"max_fetch_meta", int64(l.MaxFetchMeta)},
+	} {
+		if v.v < 0 {
+			return keyErr("limits."+v.key, "must not be negative")
+		}
+	}
+	return nil
+}
+
+// validate refuses negative settings; 0 means the default (HookSettings).
+func (h HookCfg) validate(prefix string) error {
+	for _, v := range []struct {
+		key string
+		v   int64
+	}{
+		{"concurrency", int64(h.Concurrency)},
+		{"timeout", int64(h.Timeout)},
+		{"max_attempts", int64(h.MaxAttempts)},
+		{"max_age", int64(h.MaxAge)},
+		{"min_backoff", int64(h.MinBackoff)},
+		{"max_backoff", int64(h.MaxBackoff)},
+	} {
+		if v.v < 0 {
+			return keyErr(prefix+v.key, "must not be negative")
+		}
+	}
+	return nil
+}
+
+// checkRoot checks a user's root: an absolute path of the store's tree, in
+// the escaped form of a URL path, that names itself (no "." or ".." segments,
+// no empty ones but a final slash).
+func checkRoot(root string) error {
+	if !strings.HasPrefix(root, "/") {
+		return fmt.Errorf("root %q must start with '/' (\"/\" is the whole store)", root)
+	}
+	segs := strings.Split(strings.TrimSuffix(root[1:], "/"), "/")
+	if root == "/" {
+		segs = nil
+	}
+	for _, seg := range segs {
+		dec, err := url.PathUnescape(seg)
+		switch {
+		case seg == "":
+			return fmt.Errorf("root %q has an empty segment", root)
+		case err != nil:
+			return fmt.Errorf("root %q: bad escape in %q", root, seg)
+		case dec == "." || dec == "..":
+			return fmt.Errorf("root %q may not contain %q", root, dec)
+		case strings.ContainsAny(dec, "\\\x00"):
+			return fmt.Errorf("root %q contains a backslash or NUL", root)
+		}
+	}
+	return nil
+}
+
+// Redacted returns c with every value of [plugin.*.secrets] replaced by
+// "REDACTED", for printing. c itself is not changed.
+func (c Config) Redacted() Config {
+	if len(c.Plugin) == 0 {
+		return c
+	}
+	plugins := make(map[string]Plugin, len(c.Plugin))
+	for name, p := range c.Plugin {
+		plugins[name] = p.redacted()
+	}
+	c.Plugin = plugins
+	return c
+}
+
+func (p Plugin) redacted() Plugin {
+	if len(p.Secrets) > 0 {
+		s := make(map[string]any, len(p.Secrets))
+		for k := range p.Secrets {
+			s[k] = "REDACTED"
+		}
+		p.Secrets = s
+	}
+	return p
+}
+
+// LogValue keeps the secrets out of any log line a Plugin is put in.
+func (p Plugin) LogValue() slog.Value {
+	type plain Plugin // without this method, which slog would call again
+	return slog.AnyValue(plain(p.redacted()))
 }
 
 // Size is a number of bytes: an integer, or a string with a unit ("4GiB", "100MB").

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,5 +94,84 @@ func TestPluginTablesAreThePluginsToValidate(t *testing.T) {
 	}
 	if c.Plugin["webhook"].Config["anything"] != int64(1) {
 		t.Errorf("plugin config = %v", c.Plugin["webhook"].Config)
+	}
+}
+
+// TestEveryKeyNamesItselfAndItsLine: each validated key is reported with
+// its own name and the line it is set on.
+func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
+	hash := "$2a$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz12345"
+	sha := strings.Repeat("ab", 32)
+	tests := []struct {
+		toml string
+		want string // error prefix after "cfg.toml:"
+	}{
+		{"listen = \"x:1\"\nidle_timeout = \"-1s\"\n", "2: idle_timeout: "},
+		{"read_header_timeout = \"-2s\"\n", "1: read_header_timeout: "},
+		{"\nshutdown_grace = \"-1s\"\n", "2: shutdown_grace: "},
+		{"shutdown_grace = \"30 seconds\"\n", "1: shutdown_grace: bad duration"},
+		{"[limits]\nbody_idle_timeout = \"soon\"\n", "2: limits.body_idle_timeout: bad duration"},
+		{"[limits]\nmax_connections = 10\nmax_uploads = -1\n", "3: limits.max_uploads: must not be negative"},
+		{"[limits]\nmin_body_rate = -5\n", "2: limits.min_body_rate: "},
+		{"[limits]\nauth_failures = -1\n", "2: limits.auth_failures: "},
+		{"[limits]\nbody_idle_timeout = \"-1s\"\n", "2: limits.body_idle_timeout: "},
+		{"[limits]\nmax_xml_depth = -1\n", "2: limits.max_xml_depth: "},
+		{"[metrics]\nallow_from = [\"nope\"]\n", "2: metrics.allow_from: "},
+		{"[metrics]\nuser = \"prom\"\n", "2: metrics.user: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\n\n[[users]]\nname = \"b\"\npassword_hash = \"" + hash + "\"\nroot = \"kazoo/x\"\n", "8: users.root: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nroot = \"/kazoo/../x\"\n", "4: users.root: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nroot = \"/kazoo//x\"\n", "4: users.root: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nroot = \"/kazoo/%2e%2E\"\n", "4: users.root: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\npermissions = \"w\"\n", "4: users.permissions: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\n[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\n", "5: users.name: "},
+		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhok]\nconcurrency = 1\n", "6: hook.webhok: "},
+		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhook]\nconcurrency = 1\nmax_attempts = -1\n", "8: hook.webhook.max_attempts: "},
+		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhook]\ntimeout = \"-1m\"\n", "7: hook.webhook.timeout: "},
+		{"[plugin.webhook]\nsha256 = \"short\"\n", "2: plugin.webhook.sha256: "},
+		{"[plugin.Bad]\nsha256 = \"" + sha + "\"\n", "1: plugin.Bad: "},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(t.TempDir(), "cfg.toml")
+		os.WriteFile(p, []byte(tt.toml), 0o600)
+		_, err := Load(p)
+		if err == nil {
+			t.Errorf("%q: no error", tt.toml)
+			continue
+		}
+		if want := p + ":" + tt.want; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q:\n got %q\nwant prefix %q", tt.toml, err, want)
+		}
+	}
+	// Good roots pass.
+	for _, root := range []string{"/", "/kazoo", "/kazoo/acct%2Fx/", "/a.b/..c"} {
+		p := filepath.Join(t.TempDir(), "cfg.toml")
+		os.WriteFile(p, []byte("[[users]]\nname = \"a\"\npassword_hash = \""+hash+"\"\nroot = \""+root+"\"\n"), 0o600)
+		if _, err := Load(p); err != nil {
+			t.Errorf("root %q: %v", root, err)
+		}
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cfg.toml")
+	os.WriteFile(p, []byte("[plugin.azblob]\nsha256 = \""+strings.Repeat("ab", 32)+"\"\n[plugin.azblob.config]\ncontainer = \"c\"\n[plugin.azblob.secrets]\nconnection_string = \"AccountKey=hunter2\"\n"), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Redacted().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), "REDACTED") || !strings.Contains(string(b), "container") {
+		t.Errorf("redacted configuration:\n%s", b)
+	}
+	if c.Plugin["azblob"].Secrets["connection_string"] != "AccountKey=hunter2" {
+		t.Error("Redacted changed the configuration it was called on")
+	}
+	var log strings.Builder
+	slog.New(slog.NewTextHandler(&log, nil)).Info("plugin", "pin", c.Plugin["azblob"])
+	if strings.Contains(log.String(), "hunter2") {
+		t.Errorf("log line shows the secret: %s", log.String())
 	}
 }
