@@ -28,7 +28,7 @@ func hooksCommand() *cli.Command {
 				Name:   "status",
 				Usage:  "show queue depth, oldest pending delivery and dead letters per hook",
 				Flags:  flags,
-				Action: hooksStatus,
+				Action: noArgs(hooksStatus),
 			},
 			{
 				Name:  "retry",
@@ -39,7 +39,7 @@ func hooksCommand() *cli.Command {
 					&cli.StringFlag{Name: "hook", Usage: "only dead letters of hook `NAME`"},
 					&cli.StringFlag{Name: "event", Usage: "only the event with this `ID`"},
 				),
-				Action: hooksRetry,
+				Action: noArgs(hooksRetry),
 			},
 		},
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server"
+	"github.com/attachd/attachd/server/auth"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/store"
 )
@@ -57,32 +58,32 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Usage: "listen on `ADDR` (host:port)"},
 					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "keep objects and the index in `DIR`"},
 				},
-				Action: serve,
+				Action: noArgs(serve),
 			},
 			{
 				Name:        "check-config",
 				Usage:       "validate a configuration file and print the effective configuration",
 				Description: "Prints the configuration with every default filled in, or an error naming the file, line and key.",
 				Flags:       []cli.Flag{withRequired(configFlag)},
-				Action: func(c *cli.Context) error {
+				Action: noArgs(func(c *cli.Context) error {
 					cfg, err := config.Load(c.String("config"))
 					if err != nil {
 						return err
 					}
-					b, err := cfg.Encode()
+					b, err := cfg.Redacted().Encode()
 					if err != nil {
 						return err
 					}
 					_, err = c.App.Writer.Write(b)
 					return err
-				},
+				}),
 			},
 			{
 				Name:  "hash-password",
 				Usage: "print the bcrypt hash of a password read from standard input",
 				Description: "Reads one line (the password) from standard input and prints a hash for a\n" +
 					"[[users]] password_hash. Example: printf 'secret' | attachd hash-password",
-				Action: hashPassword,
+				Action: noArgs(hashPassword),
 			},
 			{
 				Name:  "reindex",
@@ -95,19 +96,38 @@ func app() *cli.App {
 					configFlag,
 					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the data `DIR` (default: the configuration's data_dir)"},
 				},
-				Action: reindex,
+				Action: noArgs(reindex),
 			},
 			pluginsCommand(),
 			hooksCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
-				Action: func(c *cli.Context) error {
+				Action: noArgs(func(c *cli.Context) error {
 					fmt.Fprintln(c.App.Writer, "attachd", buildVersion())
 					return nil
-				},
+				}),
 			},
 		},
+	}
+}
+
+// noArgs refuses arguments to a command that takes none. Flags end at the
+// first argument, so in `serve extra -l ADDR` every flag after "extra" would
+// otherwise be dropped without a word and the defaults served.
+func noArgs(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			var names []string // "hooks status": the command and its parents
+			for _, ctx := range c.Lineage() {
+				if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+					names = append([]string{ctx.Command.Name}, names...)
+				}
+			}
+			return fmt.Errorf("%s: unexpected argument %q: this command takes no arguments, "+
+				"and flags after an argument are not read", strings.Join(names, " "), c.Args().First())
+		}
+		return action(c)
 	}
 }
 
@@ -171,6 +191,21 @@ func serve(c *cli.Context) error {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP's default action is to exit: an operator expecting a reload
+	// would stop the server instead. Say what it does instead.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP ignored: reloading the configuration is not supported yet; restart attachd to apply changes")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
@@ -191,6 +226,10 @@ func hashPassword(c *cli.Context) error {
 	pass := strings.TrimRight(line, "\r\n")
 	if pass == "" {
 		return errors.New("no password on standard input (try: printf 'secret' | attachd hash-password)")
+	}
+	if len(pass) > auth.MaxPasswordLen {
+		// bcrypt would ignore the rest, and logins refuse such passwords.
+		return fmt.Errorf("password is %d bytes long; bcrypt takes at most %d: choose a shorter one", len(pass), auth.MaxPasswordLen)
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
 	if err != nil {

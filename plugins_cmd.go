@@ -32,7 +32,7 @@ func pluginsCommand() *cli.Command {
 					&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration `FILE` (see config.example.toml)"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show the plugins' log lines on stderr"},
 				},
-				Action: pluginsList,
+				Action: noArgs(pluginsList),
 			},
 			{
 				Name:      "hash",
