@@ -75,6 +75,19 @@ type Authenticator struct {
 	// failures limits failed logins per client address and per user name,
 	// each of which costs a bcrypt; nil: no limit.
 	failures *failureLimiter
+
+	// checking holds the credentials being checked now: concurrent requests
+	// with the same ones (Kazoo's burst after a restart) wait for that one
+	// bcrypt rather than each spend one, and a token of the limiter.
+	mu       sync.Mutex
+	checking map[[32]byte]*check
+}
+
+// check is one check of credentials in progress.
+type check struct {
+	done chan struct{}
+	user *User
+	err  error
 }
 
 // New builds an Authenticator from the configuration.
@@ -194,6 +207,28 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	if v, ok := a.verified.Load(sum); ok {
 		return &v.(*account).user, nil
 	}
+	a.mu.Lock()
+	if c := a.checking[sum]; c != nil {
+		a.mu.Unlock()
+		<-c.done
+		return c.user, c.err
+	}
+	if a.checking == nil {
+		a.checking = map[[32]byte]*check{}
+	}
+	c := &check{done: make(chan struct{})}
+	a.checking[sum] = c
+	a.mu.Unlock()
+	c.user, c.err = a.verify(r.RemoteAddr, name, pass, sum)
+	a.mu.Lock()
+	delete(a.checking, sum)
+	a.mu.Unlock()
+	close(c.done)
+	return c.user, c.err
+}
+
+// verify checks credentials that are not in the cache.
+func (a *Authenticator) verify(remoteAddr, name, pass string, sum [32]byte) (*User, error) {
 	acct := a.users[name]
 	var keys []string
 	if a.failures != nil {
@@ -204,7 +239,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 			nameKey = "user:" + name
 		}
 		keys = []string{nameKey}
-		if addr, ok := clientAddr(r.RemoteAddr); ok {
+		if addr, ok := clientAddr(remoteAddr); ok {
 			keys = append(keys, addrKey(addr))
 		}
 		if wait, ok := a.failures.take(keys...); !ok {

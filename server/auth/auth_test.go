@@ -188,3 +188,26 @@ func TestPasswordsPast72BytesAreRefused(t *testing.T) {
 		t.Fatalf("72-byte password plus a suffix: %v, want ErrBadCredentials", err)
 	}
 }
+
+// TestConcurrentLoginsShareOneCheck: Kazoo's burst of requests after a
+// restart, all with the same uncached credentials, costs one bcrypt and is
+// never rate limited.
+func TestConcurrentLoginsShareOneCheck(t *testing.T) {
+	a, err := New([]config.User{{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Permissions: "rw"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LimitFailures(1)
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			_, err := login(a, "10.0.0.1:1", "kazoo", "s3cret")
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
