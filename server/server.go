@@ -171,7 +171,12 @@ func (s *Server) Store() *store.Store { return s.store }
 
 // Handler returns the root HTTP handler.
 func (s *Server) Handler() http.Handler {
-	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	// A failing collector is logged, not answered with a 500: its error
+	// text may name files of the host (/proc, the data directory).
+	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	})
 	protected := func(route string, h http.Handler) http.Handler {
 		return s.instrument(route, s.guard(s.authenticate(route, s.limitUploads(h))))
 	}
