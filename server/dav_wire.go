@@ -19,5 +19,10 @@ func newDAV(cfg config.Config, st *store.Store, log *slog.Logger) (http.Handler,
 		HideJunk:  cfg.DAV.HideJunk,
 		MaxBody:   int64(cfg.MaxBody),
 		Log:       log,
+
+		MaxXMLBody:    int64(cfg.Limits.MaxXMLBody),
+		MaxXMLDepth:   cfg.Limits.MaxXMLDepth,
+		MaxProps:      cfg.Limits.MaxProps,
+		MaxPropsBytes: int64(cfg.Limits.MaxPropsBytes),
 	})
 }

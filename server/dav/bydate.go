@@ -318,9 +318,9 @@ func (q *request) getView() {
 		q.serveObject(f, o)
 		return
 	}
-	entries := make([]store.Entry, 0, len(kids))
+	entries := make([]listEntry, 0, len(kids))
 	for _, k := range kids {
-		entries = append(entries, store.Entry{Name: store.EscapeSegment(k.name), IsDir: k.dir, Object: k.obj})
+		entries = append(entries, listEntry{Entry: store.Entry{Name: store.EscapeSegment(k.name), IsDir: k.dir, Object: k.obj}})
 	}
 	q.writeListing(self.href, entries, false)
 }

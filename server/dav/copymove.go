@@ -71,6 +71,16 @@ func (q *request) copyMove(move bool) {
 		q.fail(errJunk)
 		return
 	}
+	// A COPY to a junk name is discarded like a PUT of one. A MOVE is not:
+	// its source would be gone with nothing in its place.
+	if !move && q.h.discardJunk(dkey) {
+		if _, err := q.stat(); err != nil {
+			q.fail(err)
+			return
+		}
+		q.w.WriteHeader(http.StatusCreated)
+		return
+	}
 	src, err := q.stat()
 	if err != nil {
 		q.fail(err)

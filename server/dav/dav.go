@@ -29,7 +29,7 @@ import (
 // Junk-file modes (Options.HideJunk).
 const (
 	JunkOff    = "off"    // treat OS junk like any other file
-	JunkHide   = "hide"   // store it, but leave it out of listings
+	JunkHide   = "hide"   // leave it out of listings and discard writes of it
 	JunkRefuse = "refuse" // refuse to create it (403)
 )
 
@@ -46,7 +46,22 @@ type Options struct {
 	HideJunk  string // JunkOff, JunkHide or JunkRefuse
 	MaxBody   int64  // largest PUT body; 0: no limit
 	Log       *slog.Logger
+
+	// Limits on what one client can make the handler parse and keep. Zero
+	// takes the default (config's [limits] defaults); there is no "unlimited".
+	MaxXMLBody    int64 // largest PROPFIND, PROPPATCH or LOCK body (413 past it)
+	MaxXMLDepth   int   // deepest element nesting in such a body (400 past it)
+	MaxProps      int   // dead properties per object or folder (507 past it)
+	MaxPropsBytes int64 // their total size per object or folder (507 past it)
 }
+
+// Defaults of the limits in Options.
+const (
+	DefaultMaxXMLBody    = 1 << 20
+	DefaultMaxXMLDepth   = 32
+	DefaultMaxProps      = 128
+	DefaultMaxPropsBytes = 64 << 10
+)
 
 // Handler is the WebDAV handler. The caller authenticates each request and
 // puts the user in its context (auth.WithUser); only OPTIONS is answered
@@ -65,7 +80,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("dav: no store")
 	}
-	h := &Handler{opts: opts, st: opts.Store, log: opts.Log, lists: newListCache(opts.Store)}
+	h := &Handler{opts: opts, st: opts.Store, log: opts.Log}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -76,6 +91,19 @@ func New(opts Options) (*Handler, error) {
 	default:
 		return nil, fmt.Errorf("dav: hide_junk: want %q, %q or %q, got %q", JunkOff, JunkHide, JunkRefuse, opts.HideJunk)
 	}
+	if h.opts.MaxXMLBody <= 0 {
+		h.opts.MaxXMLBody = DefaultMaxXMLBody
+	}
+	if h.opts.MaxXMLDepth <= 0 {
+		h.opts.MaxXMLDepth = DefaultMaxXMLDepth
+	}
+	if h.opts.MaxProps <= 0 {
+		h.opts.MaxProps = DefaultMaxProps
+	}
+	if h.opts.MaxPropsBytes <= 0 {
+		h.opts.MaxPropsBytes = DefaultMaxPropsBytes
+	}
+	h.lists = newListCache(opts.Store, h.maxRawProps())
 	h.opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	h.hrefPrefix = h.opts.Prefix
 	if opts.PublicURL != "" {
@@ -87,6 +115,16 @@ func New(opts Options) (*Handler, error) {
 		h.hrefPrefix = strings.TrimRight(u.EscapedPath(), "/") + h.opts.Prefix
 	}
 	return h, nil
+}
+
+// maxRawProps is the largest stored form (JSON) that dead properties within
+// MaxProps and MaxPropsBytes can take: JSON writes each of <, > and & in
+// 6 bytes, and each property adds its field names. Properties stored
+// before the limits existed may be bigger; PROPFIND leaves those out (and
+// logs it) rather than hold them in memory for every listing, and a
+// PROPPATCH that removes some still works.
+func (h *Handler) maxRawProps() int {
+	return 6*int(h.opts.MaxPropsBytes) + 64*h.opts.MaxProps
 }
 
 // Close releases what the handler holds in the store. Close it before the store.
@@ -160,7 +198,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+// allowed is the Allow header, without spaces for the same clients as DAV.
+const allowed = "OPTIONS,GET,HEAD,PUT,DELETE,MKCOL,COPY,MOVE,PROPFIND,PROPPATCH,LOCK,UNLOCK"
 
 func isWrite(method string) bool {
 	switch method {
@@ -171,7 +210,9 @@ func isWrite(method string) bool {
 }
 
 func (h *Handler) options(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("DAV", "1, 2")
+	// Comma-separated without spaces, as Apache writes it: hdav splits the
+	// value on "," and does not trim what it gets.
+	w.Header().Set("DAV", "1,2")
 	w.Header().Set("Allow", allowed)
 	// Office and Windows look for this before they treat the server as WebDAV.
 	w.Header().Set("MS-Author-Via", "DAV")

@@ -21,6 +21,7 @@ var (
 	errLocked       = errors.New("locked: submit the lock token in an If: header")
 	errNotAllowed   = errors.New("method not allowed on this resource")
 	errUnsupported  = errors.New("unsupported media type: this method takes no body")
+	errTooLarge     = errors.New("request body too large")
 	errFiniteDepth  = errors.New("PROPFIND with Depth: infinity is not supported")
 )
 
@@ -36,7 +37,7 @@ func (q *request) fail(err error) {
 	case http.StatusLocked:
 		var le *lockedError
 		if errors.As(err, &le) && le.href != "" {
-			q.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			q.w.Header().Set("Content-Type", xmlContentType)
 			q.w.WriteHeader(status)
 			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:lock-token-submitted><D:href>` +
 				escapeString(le.href) + `</D:href></D:lock-token-submitted></D:error>`))
@@ -45,7 +46,7 @@ func (q *request) fail(err error) {
 	case http.StatusForbidden:
 		if errors.Is(err, errFiniteDepth) {
 			// RFC 4918 §9.1: say which precondition failed.
-			q.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			q.w.Header().Set("Content-Type", xmlContentType)
 			q.w.WriteHeader(status)
 			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
 			return
@@ -75,7 +76,7 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotEmpty):
 		return http.StatusConflict
-	case errors.Is(err, store.ErrTooLarge):
+	case errors.Is(err, store.ErrTooLarge), errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrNoSpace):
 		return http.StatusInsufficientStorage
@@ -90,3 +91,8 @@ func statusOf(err error) int {
 }
 
 const xmlHeader = `<?xml version="1.0" encoding="utf-8"?>` + "\n"
+
+// xmlContentType is the type of every XML body attachd sends, written as
+// Apache's mod_dav writes it: some clients (nd) accept text/xml only, and
+// application/xml means the same to the others (RFC 4918 §8.2).
+const xmlContentType = `text/xml; charset="utf-8"`

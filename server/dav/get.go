@@ -1,12 +1,14 @@
 package dav
 
 import (
+	"context"
 	"errors"
 	"html"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/attachd/attachd/server/store"
 )
@@ -45,19 +47,23 @@ func (q *request) serveObject(f store.ReadSeekCloser, o store.Object) {
 	h := q.w.Header()
 	h.Set("ETag", o.ETag())
 	h.Set("Content-Type", contentType(o))
+	// What was uploaded as one type must not be run as another (a
+	// text/plain file as a script) by a browser that sniffs.
+	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(q.w, q.r, "", o.ModTime, f)
 }
 
 // listing answers GET on a collection with a plain HTML index rather than
 // x/net/webdav's 405 (webdav-anchors §3.10): a browser pointed at a share
-// link then shows the files, and their links download them. It reads the one
-// index listing PROPFIND reads and is streamed the same way.
+// link then shows the files, and their links download them; lftp and other
+// clients without PROPFIND list folders from it. It reads the listing
+// PROPFIND reads (and its cache), and is streamed the same way.
 func (q *request) listing(res *resource) {
 	if !res.dir {
 		q.fail(store.ErrNotFound)
 		return
 	}
-	kids, err := q.h.st.List(q.r.Context(), q.key)
+	kids, err := q.h.lists.list(context.WithoutCancel(q.r.Context()), q.h.st, q.key, false)
 	if err != nil {
 		q.fail(err)
 		return
@@ -65,26 +71,29 @@ func (q *request) listing(res *resource) {
 	q.writeListing(res.href, kids, q.rel == "" && q.h.opts.ByDate)
 }
 
-func (q *request) writeListing(href string, kids []store.Entry, withView bool) {
-	q.w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	q.w.Header().Set("Content-Security-Policy", "default-src 'none'")
+func (q *request) writeListing(href string, kids []listEntry, withView bool) {
+	h := q.w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
 	if q.r.Method == http.MethodHead {
 		q.w.WriteHeader(http.StatusOK)
 		return
 	}
 	var b strings.Builder
-	title := html.EscapeString(unescapeHref(href))
+	title := html.EscapeString(displayName(unescapeHref(href)))
 	b.WriteString("<!doctype html>\n<meta charset=utf-8>\n<title>" + title + "</title>\n<h1>" + title + "</h1>\n<ul>\n")
 	if withView {
-		b.WriteString(`<li><a href="` + html.EscapeString(q.childHref(href, viewName, true)) + `">` + viewName + "/</a>\n")
+		b.WriteString(`<li><a href="` + htmlHref(q.childHref(href, viewName, true)) + `">` + viewName + "/</a>\n")
 	}
-	for _, e := range kids {
+	for i := range kids {
+		e := &kids[i]
 		name := store.UnescapeSegment(e.Name)
 		if q.h.opts.HideJunk == JunkHide && isJunk(name) {
 			continue
 		}
 		link := q.childHref(href, e.Name, e.IsDir)
-		b.WriteString(`<li><a href="` + html.EscapeString(link) + `">` + html.EscapeString(name))
+		b.WriteString(`<li><a href="` + htmlHref(link) + `">` + html.EscapeString(displayName(name)))
 		if e.IsDir {
 			b.WriteString("/</a>\n")
 		} else {
@@ -98,6 +107,58 @@ func (q *request) writeListing(href string, kids []store.Entry, withView bool) {
 	b.WriteString("</ul>\n")
 	q.w.Write([]byte(b.String()))
 }
+
+// htmlHref makes an escaped href safe in a double-quoted HTML attribute by
+// percent-encoding, never with character references: lftp takes its
+// listings from these pages and does not decode &#39; (or the others), so a
+// name with an apostrophe could not be fetched.
+func htmlHref(href string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(href); i++ {
+		switch c := href[i]; c {
+		case '\'', '"', '&', '<', '>':
+			if b == nil {
+				b = append(make([]byte, 0, len(href)+8), href[:i]...)
+			}
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		default:
+			if b != nil {
+				b = append(b, c)
+			}
+		}
+	}
+	if b == nil {
+		return href
+	}
+	return string(b)
+}
+
+// displayName is name as an HTML listing shows it: control characters (C0,
+// DEL and C1), which a terminal or a browser may act on, and bytes that are
+// not UTF-8 become U+FFFD.
+func displayName(name string) string {
+	clean := true
+	for _, r := range name {
+		if isControl(r) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return name
+	}
+	var b strings.Builder
+	for _, r := range name { // an invalid byte comes as utf8.RuneError
+		if isControl(r) {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f }
 
 func unescapeHref(href string) string {
 	out, err := url.PathUnescape(href)

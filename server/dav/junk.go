@@ -17,6 +17,14 @@ func isJunk(name string) bool {
 	return strings.HasPrefix(name, "._")
 }
 
+// discardJunk reports whether a write of the resource at key is to be
+// answered as if done but not done (dav.hide_junk = "hide"): Finder and
+// Windows scatter these files over every folder they open, and keep
+// writing them whatever they are told; a listing never shows them anyway.
+func (h *Handler) discardJunk(key string) bool {
+	return h.opts.HideJunk == JunkHide && isJunk(lastSegment(key))
+}
+
 // lastSegment returns the decoded last segment of a key.
 func lastSegment(key string) string {
 	i := strings.LastIndexByte(key, '/')

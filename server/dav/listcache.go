@@ -11,19 +11,35 @@ import (
 // properties plus a fixed cost per entry); past it the cache starts over.
 const maxCachedBytes = 64 << 20
 
+// maxListedBytes bounds the dead properties and metadata a listing keeps of
+// one entry. A bigger entry is kept without them, marked for reload, and read
+// again on its own while the answer is written (listEntry.load), so a listing
+// costs memory for its number of entries, not for what clients stored in
+// them: one object with 36 MB of properties, listed by 16 PROPFINDs at once,
+// took 2.45 GB. Typical Kazoo metadata (1–3 KB) stays in the listing.
+const maxListedBytes = 8 << 10
+
 // listCache keeps collection listings read from the index until the index
 // next changes (store.IndexWatch). Windows, Finder and davfs2 PROPFIND the
 // same folder over and over; with it a repeated PROPFIND of 10 000 files
 // costs no index scan at all. Any commit (a Kazoo store, a WebDAV write, a
 // metadata update) empties it, so a listing is never older than the index.
+//
+// Listings are read whole before the answer is written rather than streamed
+// from the index: the index has few read connections, and a slow client
+// would hold one for as long as it takes to read the answer.
 type listCache struct {
 	watch *store.IndexWatch
+	// maxRawProps is the largest stored dead-property JSON shown
+	// (Handler.maxRawProps); bigger ones are left out of listings.
+	maxRawProps int
 
 	mu      sync.Mutex
 	version int64
 	size    int
-	lists   map[listKey][]store.Entry
-	views   map[string]viewTree // by user root, then account filter
+	lists   map[listKey][]listEntry
+	calls   map[listKey]*listCall // listings being read
+	views   map[string]viewTree   // by user root, then account filter
 }
 
 type listKey struct {
@@ -31,54 +47,112 @@ type listKey struct {
 	withMeta bool
 }
 
-func newListCache(st *store.Store) *listCache {
-	return &listCache{watch: st.NewIndexWatch(), lists: map[listKey][]store.Entry{}, views: map[string]viewTree{}}
+// listEntry is one child in a listing. With reload set, its dead properties
+// and metadata were left out (maxListedBytes).
+type listEntry struct {
+	store.Entry
+	reload bool
+}
+
+// listCall is one index listing being read; requests that want the same
+// listing meanwhile wait for it rather than each reading a copy.
+type listCall struct {
+	version int64
+	done    chan struct{}
+	es      []listEntry
+	err     error
+}
+
+func newListCache(st *store.Store, maxRawProps int) *listCache {
+	return &listCache{watch: st.NewIndexWatch(), maxRawProps: maxRawProps, lists: map[listKey][]listEntry{},
+		calls: map[listKey]*listCall{}, views: map[string]viewTree{}}
 }
 
 // list returns the children of the folder at key, from the cache or from
-// one index listing. With withMeta the objects carry their metadata.
-func (c *listCache) list(ctx context.Context, st *store.Store, key string, withMeta bool) ([]store.Entry, error) {
+// one index listing. With withMeta the objects carry their metadata. The
+// entries are shared: callers must not change them.
+func (c *listCache) list(ctx context.Context, st *store.Store, key string, withMeta bool) ([]listEntry, error) {
 	v, err := c.watch.Version(ctx)
 	if err != nil {
 		return nil, err
 	}
+	lk := listKey{key, withMeta}
 	c.mu.Lock()
 	c.sync(v)
-	es, ok := c.lists[listKey{key, withMeta}]
+	es, ok := c.lists[lk]
 	if !ok && !withMeta {
 		es, ok = c.lists[listKey{key, true}]
 	}
-	c.mu.Unlock()
 	if ok {
+		c.mu.Unlock()
 		return es, nil
 	}
-	es = nil
+	if call := c.calls[lk]; call != nil && call.version == v {
+		c.mu.Unlock()
+		<-call.done
+		return call.es, call.err
+	}
+	call := &listCall{version: v, done: make(chan struct{})}
+	c.calls[lk] = call
+	c.mu.Unlock()
+
 	size := 0
-	err = st.ListLean(ctx, key, withMeta, func(e store.Entry) error {
-		es = append(es, e)
-		size += 200 + len(e.Key) + len(e.Object.Meta) + len(e.Object.Props) + len(e.Dir.Props)
+	call.err = st.ListLean(ctx, key, withMeta, func(e store.Entry) error {
+		le := listEntry{Entry: e}
+		if len(e.Object.Props) > c.maxRawProps || len(e.Dir.Props) > c.maxRawProps {
+			// Stored before the limits: never shown (propCtx.deadProps),
+			// so not kept nor read again either.
+			le.Object.Props, le.Dir.Props = nil, nil
+		}
+		if len(le.Object.Props)+len(le.Object.Meta)+len(le.Dir.Props) > maxListedBytes {
+			le.reload = true
+			le.Object.Props, le.Object.Meta, le.Dir.Props = nil, nil, nil
+		}
+		call.es = append(call.es, le)
+		size += 200 + len(le.Key) + len(le.Object.Meta) + len(le.Object.Props) + len(le.Dir.Props)
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if call.err != nil {
+		call.es = nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version == v && size <= maxCachedBytes {
+	if c.calls[lk] == call {
+		delete(c.calls, lk)
+	}
+	if call.err == nil && c.version == v && size <= maxCachedBytes {
 		if c.size+size > maxCachedBytes {
-			c.size, c.lists = 0, map[listKey][]store.Entry{}
+			c.size, c.lists = 0, map[listKey][]listEntry{}
 		}
-		c.lists[listKey{key, withMeta}] = es
+		c.lists[lk] = call.es
 		c.size += size
 	}
-	return es, nil
+	c.mu.Unlock()
+	close(call.done)
+	return call.es, call.err
+}
+
+// load returns the entry whole: as listed, or for one marked reload, read
+// again from the index. An entry removed since it was listed is
+// store.ErrNotFound.
+func (e *listEntry) load(ctx context.Context, st *store.Store) (store.Entry, error) {
+	if !e.reload {
+		return e.Entry, nil
+	}
+	out := e.Entry
+	var err error
+	if e.IsDir {
+		out.Dir, err = st.StatDir(ctx, e.Key)
+	} else {
+		out.Object, err = st.Stat(ctx, e.Key)
+	}
+	return out, err
 }
 
 // sync empties the cache if the index changed since it was filled. c.mu is held.
 func (c *listCache) sync(v int64) {
 	if v != c.version {
 		c.version, c.size = v, 0
-		c.lists, c.views = map[listKey][]store.Entry{}, map[string]viewTree{}
+		c.lists, c.views = map[listKey][]listEntry{}, map[string]viewTree{}
 	}
 }
 

@@ -25,7 +25,7 @@ const (
 // davfs2 and Finder rely on before their PUT (webdav-anchors §4.5).
 func (q *request) lock() {
 	ctx := q.r.Context()
-	body, err := readXMLBody(q.r)
+	body, err := q.readXMLBody()
 	if err != nil {
 		q.fail(err)
 		return
@@ -81,7 +81,7 @@ func (q *request) lock() {
 		q.fail(err)
 		return
 	}
-	if created {
+	if created && !q.h.discardJunk(q.key) { // a junk name gets its lock, not a file
 		_, err := q.h.st.Put(ctx, q.key, strings.NewReader(""), store.Info{ContentType: typeByName(q.key), Size: 0})
 		if err != nil {
 			q.h.st.Unlock(ctx, l.Token)
@@ -131,7 +131,7 @@ func (q *request) writeLockDiscovery(l store.Lock, status int) {
 	b := []byte(xmlHeader + `<D:prop xmlns:D="DAV:"><D:lockdiscovery>`)
 	b = appendActiveLock(b, l, root, time.Now().Add(-time.Second/2))
 	b = append(b, "</D:lockdiscovery></D:prop>\n"...)
-	q.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	q.w.Header().Set("Content-Type", xmlContentType)
 	q.w.WriteHeader(status)
 	q.w.Write(b)
 }

@@ -40,12 +40,12 @@ func (q *request) propfind() {
 		q.fail(errFiniteDepth)
 		return
 	}
-	body, err := readXMLBody(q.r)
+	body, err := q.readXMLBody()
 	if err != nil {
 		q.fail(err)
 		return
 	}
-	pf, err := parsePropfind(body)
+	pf, err := parsePropfind(body, q.h.maxPropfindNames())
 	if err != nil {
 		q.fail(err)
 		return
@@ -81,8 +81,14 @@ func (q *request) propfind() {
 		}
 		var r resource
 		for i := range kids {
-			e := &kids[i]
-			if q.h.opts.HideJunk == JunkHide && isJunk(store.UnescapeSegment(e.Name)) {
+			if q.h.opts.HideJunk == JunkHide && isJunk(store.UnescapeSegment(kids[i].Name)) {
+				continue
+			}
+			e, err := kids[i].load(context.WithoutCancel(q.r.Context()), q.h.st)
+			if err != nil {
+				if !errors.Is(err, store.ErrNotFound) { // else removed since listed
+					q.h.log.Warn("PROPFIND: entry left out", "key", kids[i].Key, "err", err)
+				}
 				continue
 			}
 			r = resource{key: e.Key, dir: e.IsDir, obj: e.Object, d: e.Dir}
@@ -97,6 +103,10 @@ func (q *request) propfind() {
 	}
 	m.close()
 }
+
+// maxPropfindNames is the most properties a PROPFIND may name: more than
+// any resource has, the dead ones (MaxProps) and the live ones.
+func (h *Handler) maxPropfindNames() int { return h.opts.MaxProps + 64 }
 
 // childHref appends a child's escaped name to its collection's href.
 func (q *request) childHref(parent, name string, dir bool) string {
@@ -132,7 +142,8 @@ func (q *request) stat() (resource, error) {
 
 // propCtx reads, once per request, the locks and quota the properties need.
 func (q *request) propCtx(pf propfindReq, key string, below bool) (*propCtx, error) {
-	pc := &propCtx{hrefOf: func(k string) string { h, _ := q.href(k, false); return h }, nowForLocks: time.Now()}
+	pc := &propCtx{hrefOf: func(k string) string { h, _ := q.href(k, false); return h }, nowForLocks: time.Now(),
+		maxRawProps: q.h.maxRawProps(), log: q.h.log}
 	want := func(n xml.Name) bool {
 		if pf.allprop && n == pnLockDiscovery {
 			return true
@@ -173,7 +184,7 @@ func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
 		for _, n := range allLive {
 			b = appendEmpty(b, n)
 		}
-		if !r.virtual {
+		if r.dir && !r.virtual {
 			b = appendEmpty(b, pnQuotaAvail)
 			b = appendEmpty(b, pnQuotaUsed)
 		}
@@ -184,7 +195,7 @@ func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
 				}
 			}
 		}
-		for _, p := range deadProps(r.props()) {
+		for _, p := range pc.deadProps(r) {
 			b = appendEmpty(b, xml.Name{Space: p.NS, Local: p.Name})
 		}
 		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
@@ -208,7 +219,7 @@ func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
 				}
 			}
 		}
-		dead := deadProps(r.props())
+		dead := pc.deadProps(r)
 		for _, p := range dead {
 			b = appendDead(b, p)
 		}
@@ -226,7 +237,7 @@ func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
 		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
 	default:
 		var missing []xml.Name
-		dead := deadProps(r.props())
+		dead := pc.deadProps(r)
 		for _, n := range pf.names {
 			start := len(b)
 			b = appendOpen(b, n)
@@ -248,7 +259,7 @@ func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
 				missing = append(missing, n)
 			}
 		}
-		if len(missing) == len(pf.names) {
+		if len(missing) == len(pf.names) && len(missing) > 0 {
 			b = b[:len(b)-len("<D:propstat><D:prop>")]
 		} else {
 			b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)

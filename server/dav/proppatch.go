@@ -21,7 +21,7 @@ const nsWin32 = "urn:schemas-microsoft-com:"
 // set this way; other Win32* properties are accepted and dropped, as Windows
 // only needs a 207 that says they were (golang/go #43929).
 func (q *request) proppatch() {
-	body, err := readXMLBody(q.r)
+	body, err := q.readXMLBody()
 	if err != nil {
 		q.fail(err)
 		return
@@ -43,18 +43,19 @@ func (q *request) proppatch() {
 	type result struct {
 		name   xml.Name
 		status int
+		set    bool // a dead property this request sets
 	}
 	var results []result
 	failed := false
 	var mtime time.Time
-	dead := deadProps(res.props())
+	dead := newPropSet(deadProps(res.props()))
 	for _, op := range ops {
 		for _, p := range op.props {
 			n := xml.Name{Space: p.NS, Local: p.Name}
-			status := http.StatusOK
+			r := result{name: n, status: http.StatusOK}
 			switch {
 			case res.key == "" && res.dir:
-				status = http.StatusForbidden // the store root keeps no properties
+				r.status = http.StatusForbidden // the store root keeps no properties
 			case n.Space == nsWin32:
 				if n.Local == "Win32LastModifiedTime" && !op.remove {
 					if t, err := http.ParseTime(textOf(p.XML)); err == nil {
@@ -64,21 +65,35 @@ func (q *request) proppatch() {
 			case n == pnLastModified && !op.remove:
 				t, err := http.ParseTime(textOf(p.XML))
 				if err != nil {
-					status = http.StatusConflict
+					r.status = http.StatusConflict
 				} else {
 					mtime = t
 				}
 			case n.Space == NSAttachd, n.Space == nsDAV && liveDAV[n.Local]:
-				status = http.StatusForbidden
+				r.status = http.StatusForbidden
 			default:
-				dead = applyDead(dead, p, op.remove)
+				dead.apply(p, op.remove)
+				r.set = !op.remove
 			}
-			failed = failed || status != http.StatusOK
-			results = append(results, result{n, status})
+			failed = failed || r.status != http.StatusOK
+			results = append(results, r)
+		}
+	}
+	final := dead.list()
+	if !failed {
+		if full := q.h.overflow(final, dead.setHere); len(full) > 0 {
+			// RFC 4918 §9.2.1: 507 for the properties that did not fit,
+			// 424 for the rest, and nothing is stored.
+			failed = true
+			for i, r := range results {
+				if r.set && full[r.name] {
+					results[i].status = http.StatusInsufficientStorage
+				}
+			}
 		}
 	}
 	if !failed {
-		err = q.saveProps(&res, dead, mtime)
+		err = q.saveProps(&res, final, mtime)
 		if err != nil {
 			q.fail(err)
 			return
@@ -88,7 +103,13 @@ func (q *request) proppatch() {
 	m.b = append(m.b, "<D:response><D:href>"...)
 	m.b = appendEscaped(m.b, res.href)
 	m.b = append(m.b, "</D:href>"...)
-	for _, code := range []int{http.StatusOK, http.StatusForbidden, http.StatusConflict, http.StatusFailedDependency} {
+	if len(results) == 0 {
+		// An update of nothing succeeds; the answer says so as Apache's
+		// does, with an empty propstat.
+		m.b = append(m.b, "<D:propstat><D:prop></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+	}
+	for _, code := range []int{http.StatusOK, http.StatusForbidden, http.StatusConflict,
+		http.StatusInsufficientStorage, http.StatusFailedDependency} {
 		var names []xml.Name
 		for _, r := range results {
 			s := r.status
@@ -114,22 +135,102 @@ func (q *request) proppatch() {
 	m.close()
 }
 
-// applyDead sets or removes one dead property, keeping the others in order.
-func applyDead(dead []deadProp, p deadProp, remove bool) []deadProp {
-	for i, d := range dead {
-		if d.NS == p.NS && d.Name == p.Name {
-			if remove {
-				return append(dead[:i:i], dead[i+1:]...)
-			}
-			out := append([]deadProp(nil), dead...)
-			out[i] = p
-			return out
+// propSet is a resource's dead properties being changed by a PROPPATCH.
+// Each set or remove costs one map access, so a body of many properties
+// costs time linear in its size (copying the list on every set made a
+// PROPPATCH of 100 000 new properties quadratic).
+type propSet struct {
+	props   []deadProp        // in order; a removed one is left with an empty Name
+	at      map[xml.Name]int  // index in props of each present property
+	setHere map[xml.Name]bool // present properties this request set
+}
+
+func newPropSet(ps []deadProp) *propSet {
+	s := &propSet{props: ps, at: make(map[xml.Name]int, len(ps)), setHere: map[xml.Name]bool{}}
+	for i, p := range ps {
+		s.at[xml.Name{Space: p.NS, Local: p.Name}] = i
+	}
+	return s
+}
+
+// apply sets or removes one property, keeping the others in order.
+func (s *propSet) apply(p deadProp, remove bool) {
+	n := xml.Name{Space: p.NS, Local: p.Name}
+	i, ok := s.at[n]
+	switch {
+	case remove && ok:
+		s.props[i] = deadProp{}
+		delete(s.at, n)
+		delete(s.setHere, n)
+	case remove:
+	case ok:
+		s.props[i] = p
+		s.setHere[n] = true
+	default:
+		s.at[n] = len(s.props)
+		s.props = append(s.props, p)
+		s.setHere[n] = true
+	}
+}
+
+// list returns the properties present, in order.
+func (s *propSet) list() []deadProp {
+	out := make([]deadProp, 0, len(s.at))
+	for _, p := range s.props {
+		if p.Name != "" {
+			out = append(out, p)
 		}
 	}
-	if remove {
-		return dead
+	return out
+}
+
+// propSize is what one dead property counts against MaxPropsBytes: the
+// bytes the client sent for it, so that the limit does not depend on how
+// the store encodes them.
+func propSize(p deadProp) int64 {
+	return int64(len(p.NS) + len(p.Name) + len(p.Lang) + len(p.XML))
+}
+
+// overflow returns the properties set by this request that do not fit in
+// the limits: starting from the properties the request left as they were,
+// those it set are added in order and each that would pass MaxProps or
+// MaxPropsBytes is refused. Nil means everything fits. A request that only
+// removes properties always fits, even on a resource whose properties were
+// stored before the limits existed, so that it can bring them under.
+func (h *Handler) overflow(final []deadProp, setHere map[xml.Name]bool) map[xml.Name]bool {
+	var count int
+	var size int64
+	for _, p := range final {
+		count++
+		size += propSize(p)
 	}
-	return append(append([]deadProp(nil), dead...), p)
+	if count <= h.opts.MaxProps && size <= h.opts.MaxPropsBytes {
+		return nil
+	}
+	count, size = 0, 0
+	for _, p := range final {
+		if !setHere[xml.Name{Space: p.NS, Local: p.Name}] {
+			count++
+			size += propSize(p)
+		}
+	}
+	var full map[xml.Name]bool
+	for _, p := range final {
+		n := xml.Name{Space: p.NS, Local: p.Name}
+		if !setHere[n] {
+			continue
+		}
+		if count+1 > h.opts.MaxProps || size+propSize(p) > h.opts.MaxPropsBytes {
+			if full == nil {
+				full = map[xml.Name]bool{}
+			}
+			full[n] = true
+			continue
+		}
+		count++
+		size += propSize(p)
+	}
+	return full
 }
 
 func (q *request) saveProps(res *resource, dead []deadProp, mtime time.Time) error {

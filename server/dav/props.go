@@ -3,6 +3,7 @@ package dav
 import (
 	"encoding/json"
 	"encoding/xml"
+	"log/slog"
 	"mime"
 	"net/http"
 	"path"
@@ -34,6 +35,21 @@ type propCtx struct {
 	quotaUsed   uint64
 	quotaOK     bool
 	nowForLocks time.Time
+	maxRawProps int // Handler.maxRawProps
+	log         *slog.Logger
+}
+
+// deadProps returns the dead properties to show for r: none if they take
+// more room than the limits allow, which only properties stored before the
+// limits can.
+func (pc *propCtx) deadProps(r *resource) []deadProp {
+	raw := r.props()
+	if len(raw) > pc.maxRawProps {
+		pc.log.Warn("dead properties over the limits left out of PROPFIND; PROPPATCH can remove them",
+			"key", r.key, "bytes", len(raw))
+		return nil
+	}
+	return deadProps(raw)
 }
 
 var (
@@ -214,7 +230,9 @@ func (pc *propCtx) appendLive(b []byte, r *resource, n xml.Name) ([]byte, bool) 
 			}
 		}
 	case "quota-available-bytes", "quota-used-bytes":
-		if !pc.quotaOK {
+		// RFC 4331 defines them on collections only, and davix reads a
+		// file's quota-used-bytes as its size.
+		if !r.dir || r.virtual || !pc.quotaOK {
 			return b, false
 		}
 		v := pc.quotaAvail

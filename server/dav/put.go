@@ -27,6 +27,10 @@ func (q *request) put() {
 		q.fail(errJunk)
 		return
 	}
+	if q.h.discardJunk(q.key) {
+		q.discard()
+		return
+	}
 	old, err := q.h.st.Stat(ctx, q.key)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -98,6 +102,25 @@ func (q *request) put() {
 	} else {
 		q.w.WriteHeader(http.StatusCreated)
 	}
+}
+
+// discard answers a PUT of junk that is not kept: the body is read (within
+// MaxBody) so that the client sees its upload go through, and thrown away.
+// A junk file stored before hide mode is left as it was.
+func (q *request) discard() {
+	if max := q.h.opts.MaxBody; max > 0 && q.r.ContentLength > max {
+		q.fail(fmt.Errorf("%w (%d bytes)", store.ErrTooLarge, max))
+		return
+	}
+	var body io.Reader = q.r.Body
+	if max := q.h.opts.MaxBody; max > 0 {
+		body = http.MaxBytesReader(q.w, q.r.Body, max)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		q.failBody(err)
+		return
+	}
+	q.w.WriteHeader(http.StatusCreated)
 }
 
 // failBody answers a PUT whose body could not be read whole: the client went

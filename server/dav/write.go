@@ -66,6 +66,10 @@ func (q *request) mkcol() {
 		q.fail(errJunk)
 		return
 	}
+	if q.h.discardJunk(q.key) {
+		q.w.WriteHeader(http.StatusCreated)
+		return
+	}
 	if _, err := q.stat(); err == nil {
 		q.fail(fmt.Errorf("%w: already exists", errNotAllowed))
 		return

@@ -30,7 +30,7 @@ func (m *multistatus) start() {
 		return
 	}
 	m.started = true
-	m.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	m.w.Header().Set("Content-Type", xmlContentType)
 	m.w.WriteHeader(http.StatusMultiStatus)
 	m.bw = bufio.NewWriterSize(m.w, 64<<10)
 	m.bw.WriteString(xmlHeader + `<D:multistatus xmlns:D="DAV:" xmlns:A="` + NSAttachd + `">` + "\n")
