@@ -248,7 +248,7 @@ func reindex(c *cli.Context) error {
 	opts := store.Options{Logger: log}
 	if name := cfg.Storage.Backend; name != "local" {
 		// Rebuild from the backend alone: its sidecars name every object.
-		m, err := host.New(host.Config{Dir: cfg.Plugins.Dir, Plugins: map[string]config.Plugin{name: cfg.Plugin[name]}, Logger: log})
+		m, err := host.New(host.Config{Dir: cfg.Plugins.Dir, Plugins: map[string]host.Plugin{name: host.Plugin(cfg.Plugin[name])}, Logger: log})
 		if err != nil {
 			return err
 		}

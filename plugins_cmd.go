@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/server"
 	"github.com/attachd/attachd/server/config"
 )
 
@@ -75,7 +76,7 @@ func pluginsList(c *cli.Context) error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	statuses := map[string]host.PluginStatus{}
-	for _, st := range host.Probe(host.Config{Dir: cfg.Plugins.Dir, Plugins: cfg.Plugin, Logger: logger}) {
+	for _, st := range host.Probe(host.Config{Dir: cfg.Plugins.Dir, Plugins: server.HostPlugins(cfg.Plugin), Logger: logger}) {
 		statuses[st.Name] = st
 	}
 

@@ -22,6 +22,16 @@ func sinks(cfg config.Config) []string {
 	return out
 }
 
+// HostPlugins converts [plugin.NAME] tables to what the plugin host takes:
+// the host does not depend on the server's configuration package.
+func HostPlugins(ps map[string]config.Plugin) map[string]host.Plugin {
+	out := make(map[string]host.Plugin, len(ps))
+	for name, p := range ps {
+		out[name] = host.Plugin(p)
+	}
+	return out
+}
+
 // startPlugins starts the plugins the configuration uses, the storage
 // backend's and the hooks', and builds the hook dispatcher.
 func (s *Server) startPlugins() error {
@@ -39,7 +49,7 @@ func (s *Server) startPlugins() error {
 	content := func(ctx context.Context, key, sha256 string) (io.ReadCloser, error) {
 		return hooks.Opener(s.store)(ctx, key, sha256)
 	}
-	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: used, Logger: s.log, Content: content})
+	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: HostPlugins(used), Logger: s.log, Content: content})
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/plugins/internal/plugintest"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -30,7 +29,7 @@ func TestMain(m *testing.M) { plugintest.Main(m, "exec", &binary) }
 // objects is what the test's attachd stores: key → bytes.
 type objects map[string][]byte
 
-// open is the hooks.ContentOpener the host serves plugins from.
+// open is the hook.ContentOpener the host serves plugins from.
 func (o objects) open(ctx context.Context, key, sum string) (io.ReadCloser, error) {
 	b, ok := o[key]
 	if !ok || sha(b) != sum {
@@ -47,12 +46,12 @@ func sha(b []byte) string {
 // newManager starts the real plugin through the real host.
 func newManager(t *testing.T, cfg map[string]any, objs objects) (*host.Manager, error) {
 	t.Helper()
-	return plugintest.Start(t, binary, "exec", config.Plugin{Config: cfg}, objs.open)
+	return plugintest.Start(t, binary, "exec", host.Plugin{Config: cfg}, objs.open)
 }
 
 // script starts the exec plugin running a /bin/sh script, with OUT set to
 // a folder the script may write to. It returns the hook and OUT.
-func script(t *testing.T, sh string, cfg map[string]any, objs objects) (hooks.Hook, string) {
+func script(t *testing.T, sh string, cfg map[string]any, objs objects) (hook.Hook, string) {
 	t.Helper()
 	out := t.TempDir()
 	if cfg == nil {
@@ -71,15 +70,15 @@ func script(t *testing.T, sh string, cfg map[string]any, objs objects) (hooks.Ho
 	return h, out
 }
 
-func event(id, typ, key string, data []byte) hooks.Event {
-	return hooks.Event{
-		Schema: hooks.SchemaVersion, EventID: id, Type: typ, Attempt: 1,
+func event(id, typ, key string, data []byte) hook.Event {
+	return hook.Event{
+		Schema: hook.SchemaVersion, EventID: id, Type: typ, Attempt: 1,
 		OccurredAt: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
-		Object:     hooks.Object{Key: key, Size: int64(len(data)), SHA256: sha(data), ContentType: "audio/mpeg"},
+		Object:     hook.Object{Key: key, Size: int64(len(data)), SHA256: sha(data), ContentType: "audio/mpeg"},
 	}
 }
 
-func deliver(t *testing.T, h hooks.Hook, ev hooks.Event) hooks.Result {
+func deliver(t *testing.T, h hook.Hook, ev hook.Event) hook.Result {
 	t.Helper()
 	start := time.Now()
 	res, err := h.Deliver(context.Background(), ev)
@@ -128,9 +127,9 @@ func TestContentPath(t *testing.T) {
 	data := randomBytes(t, 3<<20+17) // several chunks, odd size
 	objs := objects{"/acct/vm/1.mp3": data}
 	h, out := script(t, "ATTACHD_KIND='regular file'\n"+checkContent, nil, objs)
-	res := deliver(t, h, event("ev1", hooks.Created, "/acct/vm/1.mp3", data))
+	res := deliver(t, h, event("ev1", hook.Created, "/acct/vm/1.mp3", data))
 	want := map[string]string{"sha256": sha(data), "size": strconv.Itoa(len(data)), "greeting": " hello world"}
-	if res.Outcome != hooks.OK || !equal(res.Annotations, want) {
+	if res.Outcome != hook.OK || !equal(res.Annotations, want) {
 		t.Errorf("got %v %q, want OK %q", res.Outcome, res.Annotations, want)
 	}
 	if !strings.Contains(res.Message, `invalid keys ignored: "bad key"`) {
@@ -143,8 +142,8 @@ func TestContentPipe(t *testing.T) {
 	data := randomBytes(t, 3<<20+17) // far more than a pipe buffer
 	objs := objects{"/acct/vm/1.mp3": data}
 	h, out := script(t, "ATTACHD_KIND=fifo\n"+checkContent, map[string]any{"content": "pipe"}, objs)
-	res := deliver(t, h, event("ev1", hooks.Created, "/acct/vm/1.mp3", data))
-	if res.Outcome != hooks.OK || res.Annotations["sha256"] != sha(data) {
+	res := deliver(t, h, event("ev1", hook.Created, "/acct/vm/1.mp3", data))
+	if res.Outcome != hook.OK || res.Annotations["sha256"] != sha(data) {
 		t.Errorf("got %v %q", res.Outcome, res.Annotations)
 	}
 	checkRemoved(t, out)
@@ -162,8 +161,8 @@ func TestContentPipeUnread(t *testing.T) {
 	} {
 		h, _ := script(t, sh, map[string]any{"content": "pipe", "timeout": "20s"}, objs)
 		start := time.Now()
-		res := deliver(t, h, event("ev", hooks.Updated, "/a.wav", data))
-		if res.Outcome != hooks.OK {
+		res := deliver(t, h, event("ev", hook.Updated, "/a.wav", data))
+		if res.Outcome != hook.OK {
 			t.Errorf("%s: %v %q", sh, res.Outcome, res.Message)
 		}
 		if d := time.Since(start); d > 5*time.Second {
@@ -193,21 +192,21 @@ func TestExitStatus(t *testing.T) {
 	objs := objects{"/k": data}
 	tests := []struct {
 		sh      string
-		outcome hooks.Outcome
+		outcome hook.Outcome
 		message []string
 	}{
-		{"exit 0", hooks.OK, nil},
-		{"echo 'try later' >&2; exit 75", hooks.Retry, []string{"status 75", "try later"}},
+		{"exit 0", hook.OK, nil},
+		{"echo 'try later' >&2; exit 75", hook.Retry, []string{"status 75", "try later"}},
 		{
 			"for i in $(seq 1 50); do echo line $i >&2; done; echo 'ffmpeg: invalid data' >&2; exit 3",
-			hooks.Fail,
+			hook.Fail,
 			[]string{"exit status 3", "line 50\nffmpeg: invalid data"},
 		},
-		{"kill -9 $$", hooks.Fail, []string{"killed"}},
+		{"kill -9 $$", hook.Fail, []string{"killed"}},
 	}
 	for _, tt := range tests {
 		h, _ := script(t, tt.sh, nil, objs)
-		res := deliver(t, h, event("ev", hooks.Created, "/k", data))
+		res := deliver(t, h, event("ev", hook.Created, "/k", data))
 		if res.Outcome != tt.outcome {
 			t.Errorf("%s: outcome %v, want %v", tt.sh, res.Outcome, tt.outcome)
 		}
@@ -227,11 +226,11 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	sh := `sleep 300 & echo $! > "$OUT/child"; echo $$ > "$OUT/self"; echo "about to hang" >&2; wait`
 	h, out := script(t, sh, map[string]any{"timeout": "1s"}, objects{"/k": data})
 	start := time.Now()
-	res := deliver(t, h, event("ev", hooks.Created, "/k", data))
+	res := deliver(t, h, event("ev", hook.Created, "/k", data))
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("timeout 1s took %v", d)
 	}
-	if res.Outcome != hooks.Fail || !strings.Contains(res.Message, "timeout 1s") || !strings.Contains(res.Message, "about to hang") {
+	if res.Outcome != hook.Fail || !strings.Contains(res.Message, "timeout 1s") || !strings.Contains(res.Message, "about to hang") {
 		t.Errorf("got %v %q", res.Outcome, res.Message)
 	}
 	for _, f := range []string{"self", "child"} {
@@ -254,8 +253,8 @@ func TestLeftoversKilled(t *testing.T) {
 	sh := `sleep 300 & echo $! > "$OUT/child"; exit 0`
 	h, out := script(t, sh, nil, objects{"/k": data})
 	start := time.Now()
-	res := deliver(t, h, event("ev", hooks.Created, "/k", data))
-	if res.Outcome != hooks.OK || time.Since(start) > 5*time.Second {
+	res := deliver(t, h, event("ev", hook.Created, "/k", data))
+	if res.Outcome != hook.OK || time.Since(start) > 5*time.Second {
 		t.Errorf("got %v %q after %v", res.Outcome, res.Message, time.Since(start))
 	}
 	b, err := os.ReadFile(filepath.Join(out, "child"))
@@ -271,14 +270,14 @@ func TestNoContent(t *testing.T) {
 	objs := objects{"/k": data}
 	sh := `[ -z "${ATTACHD_CONTENT_PATH+set}" ] || { echo "content path $ATTACHD_CONTENT_PATH" >&2; exit 3; }; echo "annotation: type=$ATTACHD_EVENT_TYPE"`
 	h, _ := script(t, sh, map[string]any{"content": "none"}, objs)
-	res := deliver(t, h, event("ev", hooks.Created, "/k", data))
-	if res.Outcome != hooks.OK || res.Annotations["type"] != hooks.Created {
+	res := deliver(t, h, event("ev", hook.Created, "/k", data))
+	if res.Outcome != hook.OK || res.Annotations["type"] != hook.Created {
 		t.Errorf("content none: %v %q %q", res.Outcome, res.Annotations, res.Message)
 	}
 	// A deleted object has no bytes, whatever the content mode.
 	h, _ = script(t, sh, nil, objs)
-	res = deliver(t, h, event("ev", hooks.Deleted, "/gone", []byte("old")))
-	if res.Outcome != hooks.OK || res.Annotations["type"] != hooks.Deleted {
+	res = deliver(t, h, event("ev", hook.Deleted, "/gone", []byte("old")))
+	if res.Outcome != hook.OK || res.Annotations["type"] != hook.Deleted {
 		t.Errorf("deleted: %v %q %q", res.Outcome, res.Annotations, res.Message)
 	}
 }
@@ -289,8 +288,8 @@ func TestStaleVersion(t *testing.T) {
 	objs := objects{"/k": []byte("new")}
 	for _, mode := range []string{"path", "pipe"} {
 		h, out := script(t, `touch "$OUT/ran"`, map[string]any{"content": mode}, objs)
-		res := deliver(t, h, event("ev", hooks.Updated, "/k", []byte("old")))
-		if res.Outcome != hooks.OK || !strings.Contains(res.Message, "skipped") {
+		res := deliver(t, h, event("ev", hook.Updated, "/k", []byte("old")))
+		if res.Outcome != hook.OK || !strings.Contains(res.Message, "skipped") {
 			t.Errorf("%s: %v %q", mode, res.Outcome, res.Message)
 		}
 		if _, err := os.Stat(filepath.Join(out, "ran")); err == nil {
@@ -387,7 +386,7 @@ func TestCallCancelled(t *testing.T) {
 	h, out := script(t, sh, nil, objects{"/k": data})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	res, err := h.Deliver(ctx, event("ev", hooks.Created, "/k", data))
+	res, err := h.Deliver(ctx, event("ev", hook.Created, "/k", data))
 	if err == nil {
 		t.Fatalf("Deliver after the call's deadline: %+v, want an error", res)
 	}

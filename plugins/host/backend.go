@@ -13,17 +13,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/plugins/internal/chunkio"
 	pb "github.com/attachd/attachd/plugins/proto"
-	"github.com/attachd/attachd/server/store"
 )
 
-// backend is a storage plugin as a store.Backend.
+// backend is a storage plugin as a blob.Backend.
 type backend struct {
 	s *supervisor
 }
 
-var _ store.Backend = (*backend)(nil)
+var _ blob.Backend = (*backend)(nil)
 
 // mapErr turns a plugin's gRPC status into the store's errors. Unavailable
 // may mean the process died, so the supervisor is asked to check at once.
@@ -34,9 +34,9 @@ func (b *backend) mapErr(op, name string, err error) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.NotFound:
-		return store.ErrNotFound
+		return blob.ErrNotFound
 	case codes.InvalidArgument:
-		return fmt.Errorf("plugin %s: %s %q: %w: %s", b.s.name, op, name, store.ErrInvalidKey, st.Message())
+		return fmt.Errorf("plugin %s: %s %q: %w: %s", b.s.name, op, name, blob.ErrInvalidName, st.Message())
 	case codes.Unavailable:
 		b.s.check()
 		return fmt.Errorf("plugin %s: %s %q: %w: %s", b.s.name, op, name, ErrUnavailable, st.Message())
@@ -48,28 +48,28 @@ func (b *backend) mapErr(op, name string, err error) error {
 	return fmt.Errorf("plugin %s: %s %q: %s", b.s.name, op, name, st.Message())
 }
 
-func fromPB(i *pb.BlobInfo) store.BlobInfo {
-	info := store.BlobInfo{Name: i.Name, Size: i.Size}
+func fromPB(i *pb.BlobInfo) blob.Info {
+	info := blob.Info{Name: i.Name, Size: i.Size}
 	if i.ModTimeUnixNano != 0 {
 		info.ModTime = time.Unix(0, i.ModTimeUnixNano)
 	}
 	return info
 }
 
-// Stat implements store.Backend.
-func (b *backend) Stat(ctx context.Context, name string) (store.BlobInfo, error) {
+// Stat implements blob.Backend.
+func (b *backend) Stat(ctx context.Context, name string) (blob.Info, error) {
 	inst, err := b.s.current()
 	if err != nil {
-		return store.BlobInfo{}, err
+		return blob.Info{}, err
 	}
 	info, err := inst.storage.Stat(ctx, &pb.StatRequest{Name: name})
 	if err != nil {
-		return store.BlobInfo{}, b.mapErr("stat", name, err)
+		return blob.Info{}, b.mapErr("stat", name, err)
 	}
 	return fromPB(info), nil
 }
 
-// Open implements store.Backend. It waits for the first chunk so that a
+// Open implements blob.Backend. It waits for the first chunk so that a
 // missing blob is reported here; closing the reader cancels the stream.
 func (b *backend) Open(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
 	inst, err := b.s.current()
@@ -99,9 +99,9 @@ func (b *backend) Open(ctx context.Context, name string, off, n int64) (io.ReadC
 	return r, nil
 }
 
-// Create implements store.Backend. The write stream lives in ctx: cancelling
+// Create implements blob.Backend. The write stream lives in ctx: cancelling
 // it aborts the blob, as does Abort or dropping the writer uncommitted.
-func (b *backend) Create(ctx context.Context, name string, size int64) (store.BlobWriter, error) {
+func (b *backend) Create(ctx context.Context, name string, size int64) (blob.Writer, error) {
 	inst, err := b.s.current()
 	if err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func (w *blobWriter) Abort() error {
 	return nil
 }
 
-// Delete implements store.Backend.
+// Delete implements blob.Backend.
 func (b *backend) Delete(ctx context.Context, name string) error {
 	inst, err := b.s.current()
 	if err != nil {
@@ -226,8 +226,8 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	return b.mapErr("delete", name, err)
 }
 
-// List implements store.Backend.
-func (b *backend) List(ctx context.Context, prefix, cursor string, limit int) ([]store.BlobInfo, string, error) {
+// List implements blob.Backend.
+func (b *backend) List(ctx context.Context, prefix, cursor string, limit int) ([]blob.Info, string, error) {
 	inst, err := b.s.current()
 	if err != nil {
 		return nil, "", err
@@ -236,7 +236,7 @@ func (b *backend) List(ctx context.Context, prefix, cursor string, limit int) ([
 	if err != nil {
 		return nil, "", b.mapErr("list", prefix, err)
 	}
-	out := make([]store.BlobInfo, len(resp.Blobs))
+	out := make([]blob.Info, len(resp.Blobs))
 	for i, bi := range resp.Blobs {
 		out[i] = fromPB(bi)
 	}

@@ -18,19 +18,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/plugins/host"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/store"
 	"github.com/attachd/attachd/server/store/storetest"
 )
 
 // runPlugin starts the real binary of plugin name with cfg and returns its
 // Backend; the plugin is stopped when the test ends.
-func runPlugin(t *testing.T, name string, cfg map[string]any, secrets map[string]any) store.Backend {
+func runPlugin(t *testing.T, name string, cfg map[string]any, secrets map[string]any) blob.Backend {
 	t.Helper()
 	dir, pin := install(t, buildPlugin(t, name), name, cfg)
 	pin.Secrets = secrets
-	m, err := host.New(host.Config{Dir: dir, Plugins: map[string]config.Plugin{name: pin}, Logger: testLogger(t)})
+	m, err := host.New(host.Config{Dir: dir, Plugins: map[string]host.Plugin{name: pin}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +64,7 @@ func needEnv(t *testing.T, names ...string) []string {
 
 func TestConformanceExample(t *testing.T) {
 	b := runPlugin(t, "example", nil, nil)
-	storetest.Run(t, func(*testing.T) store.Backend { return b })
+	storetest.Run(t, func(*testing.T) blob.Backend { return b })
 }
 
 // TestConformanceSFTP runs the suite through attachd-plugin-sftp against
@@ -83,7 +82,7 @@ func TestConformanceSFTP(t *testing.T) {
 		"host_key":         string(hostKey),
 		"root":             env[4],
 	}, nil)
-	storetest.Run(t, func(*testing.T) store.Backend { return b })
+	storetest.Run(t, func(*testing.T) blob.Backend { return b })
 }
 
 // TestConformanceAzblob runs the suite through attachd-plugin-azblob
@@ -95,7 +94,7 @@ func TestConformanceAzblob(t *testing.T) {
 		"account_name": env[1],
 		"container":    "conformance-" + strings.ToLower(rand.Text()[:8]),
 	}, map[string]any{"account_key": env[2]})
-	storetest.Run(t, func(*testing.T) store.Backend { return b })
+	storetest.Run(t, func(*testing.T) blob.Backend { return b })
 }
 
 // peakRSS reads a process's peak resident set size from /proc.
@@ -128,7 +127,7 @@ func TestCancelAborts(t *testing.T) {
 	if err := w.Commit(context.Background()); err == nil {
 		t.Fatal("Commit after the upload's context was cancelled succeeded")
 	}
-	if _, err := b.Stat(context.Background(), "cancelled"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.Stat(context.Background(), "cancelled"); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("Stat after cancel: %v", err)
 	}
 }
@@ -142,7 +141,7 @@ func TestAzblobAuthModes(t *testing.T) {
 	ctr := "modes-" + strings.ToLower(rand.Text()[:8])
 	shared := runPlugin(t, "azblob", map[string]any{"account_url": env[0], "account_name": env[1], "container": ctr},
 		map[string]any{"account_key": env[2]})
-	put := func(b store.Backend, name, data string) {
+	put := func(b blob.Backend, name, data string) {
 		t.Helper()
 		w, err := b.Create(context.Background(), name, int64(len(data)))
 		if err != nil {
@@ -153,7 +152,7 @@ func TestAzblobAuthModes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	read := func(b store.Backend, name string) string {
+	read := func(b blob.Backend, name string) string {
 		t.Helper()
 		r, err := b.Open(context.Background(), name, 0, -1)
 		if err != nil {

@@ -16,12 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attachd/attachd/plugins/blob"
+	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/plugins/sdk"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/hooks"
-	"github.com/attachd/attachd/server/store"
 )
 
 // runFaultPlugin is main for the test binary run as attachd-plugin-<name>:
@@ -133,7 +132,7 @@ func fault(t *testing.T, name string) host.Config {
 	dir, pin := install(t, self, name, nil)
 	return host.Config{
 		Dir:          dir,
-		Plugins:      map[string]config.Plugin{name: pin},
+		Plugins:      map[string]host.Plugin{name: pin},
 		Logger:       testLogger(t),
 		StartTimeout: 10 * time.Second,
 		KillTimeout:  5 * time.Second,
@@ -294,7 +293,7 @@ func TestCrashRestartDisable(t *testing.T) {
 	for crash := 1; crash <= 3; crash++ {
 		st := waitState(t, m, host.Ready, 10*time.Second)
 		for range 2 {
-			if _, err := b.Stat(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := b.Stat(ctx, "x"); !errors.Is(err, blob.ErrNotFound) {
 				t.Fatalf("Stat before crash %d: %v", crash, err)
 			}
 		}
@@ -362,7 +361,7 @@ func TestHookContent(t *testing.T) {
 	cfg := fault(t, "hook")
 	cfg.Content = func(ctx context.Context, key, sha string) (io.ReadCloser, error) {
 		if key != "/a/vm.mp3" || sha != want {
-			return nil, store.ErrNotFound
+			return nil, blob.ErrNotFound
 		}
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}
@@ -377,18 +376,18 @@ func TestHookContent(t *testing.T) {
 	if _, err := m.Backend("hook"); err == nil {
 		t.Error("a hook plugin served as a storage backend")
 	}
-	ev := hooks.Event{Schema: hooks.SchemaVersion, EventID: "ev1", Type: hooks.Created, Attempt: 1,
-		Object: hooks.Object{Key: "/a/vm.mp3", Size: int64(len(data)), SHA256: want}}
+	ev := hook.Event{Schema: hook.SchemaVersion, EventID: "ev1", Type: hook.Created, Attempt: 1,
+		Object: hook.Object{Key: "/a/vm.mp3", Size: int64(len(data)), SHA256: want}}
 	res, err := h.Deliver(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != hooks.OK || res.Annotations["sha256"] != want || res.Annotations["size"] != strconv.Itoa(len(data)) || res.Annotations["event"] != "ev1" {
+	if res.Outcome != hook.OK || res.Annotations["sha256"] != want || res.Annotations["size"] != strconv.Itoa(len(data)) || res.Annotations["event"] != "ev1" {
 		t.Errorf("Deliver: %+v", res)
 	}
 	ev.Object.SHA256 = strings.Repeat("0", 64) // a version since replaced
 	res, err = h.Deliver(context.Background(), ev)
-	if err != nil || res.Outcome != hooks.Fail || !strings.Contains(res.Message, "not found") {
+	if err != nil || res.Outcome != hook.Fail || !strings.Contains(res.Message, "not found") {
 		t.Errorf("Deliver of a stale version: %+v, %v", res, err)
 	}
 }

@@ -12,29 +12,29 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/blob"
+	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/internal/chunkio"
 	pb "github.com/attachd/attachd/plugins/proto"
-	"github.com/attachd/attachd/server/hooks"
-	"github.com/attachd/attachd/server/store"
 )
 
-// hook is a hook plugin as a hooks.Hook.
-type hook struct {
+// hookClient is a hook plugin as a hook.Hook.
+type hookClient struct {
 	s *supervisor
 }
 
-var _ hooks.Hook = (*hook)(nil)
+var _ hook.Hook = (*hookClient)(nil)
 
-// Deliver implements hooks.Hook. An error means the plugin could not be
+// Deliver implements hook.Hook. An error means the plugin could not be
 // asked (down, timed out); the dispatcher retries.
-func (h *hook) Deliver(ctx context.Context, ev hooks.Event) (hooks.Result, error) {
+func (h *hookClient) Deliver(ctx context.Context, ev hook.Event) (hook.Result, error) {
 	inst, err := h.s.current()
 	if err != nil {
-		return hooks.Result{}, err
+		return hook.Result{}, err
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return hooks.Result{}, fmt.Errorf("plugin %s: event %s: %w", h.s.name, ev.EventID, err)
+		return hook.Result{}, fmt.Errorf("plugin %s: event %s: %w", h.s.name, ev.EventID, err)
 	}
 	resp, err := inst.hook.Deliver(ctx, &pb.DeliverRequest{EventJson: data, Attempt: int32(ev.Attempt)})
 	if err != nil {
@@ -42,19 +42,19 @@ func (h *hook) Deliver(ctx context.Context, ev hooks.Event) (hooks.Result, error
 			h.s.check()
 			err = fmt.Errorf("%w: %s", ErrUnavailable, status.Convert(err).Message())
 		}
-		return hooks.Result{}, fmt.Errorf("plugin %s: deliver %s: %w", h.s.name, ev.EventID, err)
+		return hook.Result{}, fmt.Errorf("plugin %s: deliver %s: %w", h.s.name, ev.EventID, err)
 	}
-	res := hooks.Result{
-		Outcome:     hooks.OK,
+	res := hook.Result{
+		Outcome:     hook.OK,
 		RetryAfter:  time.Duration(resp.RetryAfterMs) * time.Millisecond,
 		Message:     resp.Message,
 		Annotations: resp.Annotations,
 	}
 	switch resp.Outcome {
 	case pb.Outcome_OUTCOME_RETRY:
-		res.Outcome = hooks.Retry
+		res.Outcome = hook.Retry
 	case pb.Outcome_OUTCOME_FAIL:
-		res.Outcome = hooks.Fail
+		res.Outcome = hook.Fail
 	}
 	return res, nil
 }
@@ -62,12 +62,12 @@ func (h *hook) Deliver(ctx context.Context, ev hooks.Event) (hooks.Result, error
 // hostBlobs serves object bytes to hook plugins, from the ContentOpener.
 type hostBlobs struct {
 	pb.UnimplementedHostBlobsServer
-	open  hooks.ContentOpener
+	open  hook.ContentOpener
 	chunk int
 }
 
 // newHostBlobsServer returns the broker's server factory for HostBlobs.
-func newHostBlobsServer(open hooks.ContentOpener, chunk int) func([]grpc.ServerOption) *grpc.Server {
+func newHostBlobsServer(open hook.ContentOpener, chunk int) func([]grpc.ServerOption) *grpc.Server {
 	return func(opts []grpc.ServerOption) *grpc.Server {
 		opts = append(opts, grpc.MaxRecvMsgSize(pb.MaxMessageSize), grpc.MaxSendMsgSize(pb.MaxMessageSize))
 		s := grpc.NewServer(opts...)
@@ -79,7 +79,7 @@ func newHostBlobsServer(open hooks.ContentOpener, chunk int) func([]grpc.ServerO
 func (h *hostBlobs) Read(req *pb.BlobReadRequest, stream grpc.ServerStreamingServer[pb.Chunk]) error {
 	ctx := stream.Context()
 	rc, err := h.open(ctx, req.Key, req.Sha256)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, blob.ErrNotFound) {
 		return status.Errorf(codes.NotFound, "%s with sha256 %s: not found (deleted or overwritten since)", req.Key, req.Sha256)
 	}
 	if err != nil {

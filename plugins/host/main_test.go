@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/attachd/attachd/plugins/host"
-	"github.com/attachd/attachd/server/config"
 )
 
 // binDir holds the real plugin binaries, built once by TestMain exactly as
@@ -58,7 +57,7 @@ func buildPlugin(t *testing.T, name string) string {
 
 // install copies the file at src into a fresh plugins dir as plugin name
 // and returns the dir and the [plugin.name] table pinning it.
-func install(t *testing.T, src, name string, cfg map[string]any) (string, config.Plugin) {
+func install(t *testing.T, src, name string, cfg map[string]any) (string, host.Plugin) {
 	t.Helper()
 	dir := t.TempDir()
 	dst := filepath.Join(dir, host.FilePrefix+name)
@@ -81,7 +80,7 @@ func install(t *testing.T, src, name string, cfg map[string]any) (string, config
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, config.Plugin{SHA256: sum, Config: cfg}
+	return dir, host.Plugin{SHA256: sum, Config: cfg}
 }
 
 // testLogger logs to the test's output, so plugin log lines show up there.

@@ -2,7 +2,7 @@
 // plugins folder, checks each against its SHA-256 pin, starts it over
 // go-plugin (gRPC, AutoMTLS, no inherited environment), configures it, and
 // keeps it running with a supervisor. Storage plugins are exposed as
-// store.Backend and hook plugins as hooks.Hook.
+// blob.Backend and hook plugins as hook.Hook.
 package host
 
 import (
@@ -15,20 +15,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/attachd/attachd/plugins/blob"
+	"github.com/attachd/attachd/plugins/hook"
 	pb "github.com/attachd/attachd/plugins/proto"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/hooks"
-	"github.com/attachd/attachd/server/store"
 )
+
+// Plugin pins and configures one plugin: its [plugin.NAME] table.
+type Plugin struct {
+	SHA256  string         // hex SHA-256 the executable must have
+	Config  map[string]any // handed to the plugin's Configure
+	Secrets map[string]any // handed over the same way, never logged
+}
 
 // Config configures a Manager. Zero durations and counts take the defaults
 // shown; only Dir and Plugins are needed.
 type Config struct {
-	Dir     string                   // [plugins] dir
-	Plugins map[string]config.Plugin // the plugins to run: those named by [storage] backend and hooks
-	Logger  *slog.Logger             // default slog.Default()
+	Dir     string            // [plugins] dir
+	Plugins map[string]Plugin // the plugins to run: those named by [storage] backend and hooks
+	Logger  *slog.Logger      // default slog.Default()
 	// Content serves object bytes to hook plugins (sdk.Content); nil: none.
-	Content hooks.ContentOpener
+	Content hook.ContentOpener
 
 	ChunkSize      int           // proposed to plugins; 256 KiB
 	StartTimeout   time.Duration // handshake, Describe and Configure; 15 s
@@ -153,10 +159,10 @@ func (m *Manager) Status() []PluginStatus {
 	return out
 }
 
-// Backend returns the storage plugin name as a store.Backend. The Backend
+// Backend returns the storage plugin name as a blob.Backend. The Backend
 // survives restarts of the plugin; while the plugin is down its calls fail
 // with ErrUnavailable.
-func (m *Manager) Backend(name string) (store.Backend, error) {
+func (m *Manager) Backend(name string) (blob.Backend, error) {
 	s, err := m.kind(name, pb.Kind_KIND_STORAGE)
 	if err != nil {
 		return nil, err
@@ -164,14 +170,14 @@ func (m *Manager) Backend(name string) (store.Backend, error) {
 	return &backend{s: s}, nil
 }
 
-// Hook returns the hook plugin name as a hooks.Hook; like Backend, it
+// Hook returns the hook plugin name as a hook.Hook; like Backend, it
 // survives restarts of the plugin.
-func (m *Manager) Hook(name string) (hooks.Hook, error) {
+func (m *Manager) Hook(name string) (hook.Hook, error) {
 	s, err := m.kind(name, pb.Kind_KIND_HOOK)
 	if err != nil {
 		return nil, err
 	}
-	return &hook{s: s}, nil
+	return &hookClient{s: s}, nil
 }
 
 func (m *Manager) kind(name string, k pb.Kind) (*supervisor, error) {

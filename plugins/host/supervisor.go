@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-
-	"github.com/attachd/attachd/server/config"
 )
 
 // State is where a plugin is in its life.
@@ -46,7 +44,7 @@ type PluginStatus struct {
 type supervisor struct {
 	m    *Manager
 	name string
-	pin  config.Plugin
+	pin  Plugin
 
 	mu       sync.Mutex
 	st       PluginStatus
@@ -56,7 +54,7 @@ type supervisor struct {
 	finished chan struct{}
 }
 
-func newSupervisor(m *Manager, name string, pin config.Plugin) *supervisor {
+func newSupervisor(m *Manager, name string, pin Plugin) *supervisor {
 	return &supervisor{
 		m: m, name: name, pin: pin,
 		st:       PluginStatus{Name: name, State: Starting, Since: time.Now()},

@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/plugins/internal/plugintest"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/hooks"
 )
 
 // binary is the real plugin, built once by TestMain.
@@ -31,11 +30,11 @@ func TestMain(m *testing.M) { plugintest.Main(m, "webhook", &binary) }
 // newManager starts the real plugin through the real host.
 func newManager(t *testing.T, cfg, secrets map[string]any) (*host.Manager, error) {
 	t.Helper()
-	return plugintest.Start(t, binary, "webhook", config.Plugin{Config: cfg, Secrets: secrets}, nil)
+	return plugintest.Start(t, binary, "webhook", host.Plugin{Config: cfg, Secrets: secrets}, nil)
 }
 
 // startHook is newManager for a config that must be accepted.
-func startHook(t *testing.T, cfg, secrets map[string]any) hooks.Hook {
+func startHook(t *testing.T, cfg, secrets map[string]any) hook.Hook {
 	t.Helper()
 	m, err := newManager(t, cfg, secrets)
 	if err != nil {
@@ -48,14 +47,14 @@ func startHook(t *testing.T, cfg, secrets map[string]any) hooks.Hook {
 	return h
 }
 
-func event(id string) hooks.Event {
-	return hooks.Event{
-		Schema:     hooks.SchemaVersion,
+func event(id string) hook.Event {
+	return hook.Event{
+		Schema:     hook.SchemaVersion,
 		EventID:    id,
-		Type:       hooks.Created,
+		Type:       hook.Created,
 		OccurredAt: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Attempt:    2,
-		Object: hooks.Object{
+		Object: hook.Object{
 			Key: "/acct/vm/" + id + ".mp3", Size: 3, ContentType: "audio/mpeg",
 			SHA256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
 		},
@@ -92,7 +91,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, fmt.Sprintf("%s = %q, want %q", name, got, want))
 		}
 	}
-	var ev hooks.Event
+	var ev hook.Event
 	if err := json.Unmarshal(body, &ev); err != nil {
 		problems = append(problems, "body: "+err.Error())
 	}
@@ -160,21 +159,21 @@ func TestDeliver(t *testing.T) {
 
 	tests := []struct {
 		id          string
-		outcome     hooks.Outcome
+		outcome     hook.Outcome
 		retryAfter  time.Duration
 		annotations map[string]string
 		message     string // a part of the message
 	}{
-		{id: "ok-200", outcome: hooks.OK, annotations: map[string]string{"transcript": "call me back", "lang": "en"}},
-		{id: "ok-201", outcome: hooks.OK},
-		{id: "ok-long-value", outcome: hooks.OK, annotations: map[string]string{"v": strings.Repeat("é", 2048)}, message: "invalid keys"},
-		{id: "ok-big", outcome: hooks.OK, message: "longer than 65536"},
-		{id: "retry-429", outcome: hooks.Retry, retryAfter: 2 * time.Second, message: "429"},
-		{id: "retry-503", outcome: hooks.Retry, retryAfter: 7 * time.Second, message: "503 Service Unavailable: maintenance"},
-		{id: "retry-500", outcome: hooks.Retry, message: "500"},
-		{id: "fail-404", outcome: hooks.Fail, message: "404 Not Found: no such hook"},
-		{id: "fail-redirect", outcome: hooks.Fail, message: "redirects are not followed"},
-		{id: "slow", outcome: hooks.Retry, message: "timeout 1s"},
+		{id: "ok-200", outcome: hook.OK, annotations: map[string]string{"transcript": "call me back", "lang": "en"}},
+		{id: "ok-201", outcome: hook.OK},
+		{id: "ok-long-value", outcome: hook.OK, annotations: map[string]string{"v": strings.Repeat("é", 2048)}, message: "invalid keys"},
+		{id: "ok-big", outcome: hook.OK, message: "longer than 65536"},
+		{id: "retry-429", outcome: hook.Retry, retryAfter: 2 * time.Second, message: "429"},
+		{id: "retry-503", outcome: hook.Retry, retryAfter: 7 * time.Second, message: "503 Service Unavailable: maintenance"},
+		{id: "retry-500", outcome: hook.Retry, message: "500"},
+		{id: "fail-404", outcome: hook.Fail, message: "404 Not Found: no such hook"},
+		{id: "fail-redirect", outcome: hook.Fail, message: "redirects are not followed"},
+		{id: "slow", outcome: hook.Retry, message: "timeout 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -230,7 +229,7 @@ func TestNoSecretNoSignature(t *testing.T) {
 	rc := newReceiver(t, "")
 	h := startHook(t, map[string]any{"url": rc.srv.URL}, nil)
 	res, err := h.Deliver(context.Background(), event("ok-201"))
-	if err != nil || res.Outcome != hooks.OK {
+	if err != nil || res.Outcome != hook.OK {
 		t.Fatalf("Deliver: %+v, %v", res, err)
 	}
 }
@@ -247,7 +246,7 @@ func TestConnectionRefusedRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != hooks.Retry || !strings.Contains(res.Message, "refused") {
+	if res.Outcome != hook.Retry || !strings.Contains(res.Message, "refused") {
 		t.Errorf("Deliver to a closed port: %+v", res)
 	}
 }

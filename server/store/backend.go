@@ -12,44 +12,17 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/attachd/attachd/plugins/blob"
 )
 
-// Backend is a dumb blob store: named byte strings, written once and made
-// visible whole, read by range. Names, folders, hashes and metadata belong to
-// the Store's index; a backend only keeps bytes. Storage plugins (SFTP, Azure
-// Blob) implement it over gRPC.
-type Backend interface {
-	// Stat returns the blob's size, or ErrNotFound.
-	Stat(ctx context.Context, name string) (BlobInfo, error)
-	// Open reads n bytes of the blob from off (n < 0: to the end). A range
-	// past the end reads what there is, possibly nothing.
-	Open(ctx context.Context, name string, off, n int64) (io.ReadCloser, error)
-	// Create starts writing a blob. Nothing is visible until Commit; Abort, or
-	// a writer dropped without Commit, leaves nothing. size is -1 if unknown.
-	Create(ctx context.Context, name string, size int64) (BlobWriter, error)
-	// Delete removes the blob; a missing blob is not an error.
-	Delete(ctx context.Context, name string) error
-	// List returns up to limit blobs whose names start with prefix, in name
-	// order, after cursor (""), and the cursor of the next page ("" at the end).
-	List(ctx context.Context, prefix, cursor string, limit int) ([]BlobInfo, string, error)
-}
-
-// BlobWriter is a blob being written.
-type BlobWriter interface {
-	io.Writer
-	// Commit makes the blob visible, replacing any blob of the same name.
-	Commit(ctx context.Context) error
-	// Abort discards what was written. It may be called after Commit, to no effect.
-	Abort() error
-}
-
-// BlobInfo describes a stored blob.
-type BlobInfo struct {
-	Name    string
-	Size    int64
-	ModTime time.Time
-}
+// The storage backend contract lives in plugins/blob, shared with the
+// plugin host, which must not depend on the server's packages.
+type (
+	Backend    = blob.Backend
+	BlobWriter = blob.Writer
+	BlobInfo   = blob.Info
+)
 
 // DirBackend is a Backend over a local folder: each blob a file, written to a
 // temporary name, fsync'd and renamed on Commit.

@@ -1,16 +1,17 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/attachd/attachd/plugins/blob"
 )
 
 // ErrInvalidKey is returned for a path that cannot name an object: one that
 // would escape the data directory in any encoding, or that no filesystem can hold.
-var ErrInvalidKey = errors.New("invalid key")
+var ErrInvalidKey = blob.ErrInvalidName
 
 const (
 	maxSegment = 255  // bytes of one escaped segment: NAME_MAX on every filesystem we run on

@@ -34,11 +34,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/attachd/attachd/plugins/blob"
 )
 
 // Errors a front end maps to status codes.
 var (
-	ErrNotFound  = errors.New("not found")
+	ErrNotFound  = blob.ErrNotFound // backends return it too
 	ErrExists    = errors.New("already exists")
 	ErrConflict  = errors.New("conflicts with an existing object or folder")
 	ErrTooLarge  = errors.New("body larger than the configured maximum")

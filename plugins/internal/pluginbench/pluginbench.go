@@ -23,12 +23,11 @@ import (
 
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/plugins/sdk"
-	serverconfig "github.com/attachd/attachd/server/config"
 )
 
 const benchChunk = 256 << 10 // the host's default chunk (pb.DefaultChunkSize): the size of each Write
 
-// blobWriter is what both sdk.Storage and store.Backend hand back from Create.
+// blobWriter is what both sdk.Storage and blob.Backend hand back from Create.
 type blobWriter interface {
 	io.Writer
 	Commit(ctx context.Context) error
@@ -95,7 +94,7 @@ func Run(t *testing.T, plugin string, cfg, secrets map[string]any, inProcess fun
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		m, err := host.New(host.Config{
 			Dir:     env[0],
-			Plugins: map[string]serverconfig.Plugin{plugin: {SHA256: env[1], Config: cfg, Secrets: secrets}},
+			Plugins: map[string]host.Plugin{plugin: {SHA256: env[1], Config: cfg, Secrets: secrets}},
 			Logger:  log,
 		})
 		if err != nil {

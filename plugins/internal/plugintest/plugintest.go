@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/host"
-	"github.com/attachd/attachd/server/config"
-	"github.com/attachd/attachd/server/hooks"
 )
 
 // Main builds plugins/<name> into a temporary folder, sets *binary to it,
@@ -43,7 +42,7 @@ func Main(m *testing.M, name string, binary *string) {
 // Start installs binary as plugin name in a fresh plugins folder, pins it
 // and starts it through the real host with p's config and secrets. The
 // manager is closed when the test ends.
-func Start(t *testing.T, binary, name string, p config.Plugin, content hooks.ContentOpener) (*host.Manager, error) {
+func Start(t *testing.T, binary, name string, p host.Plugin, content hook.ContentOpener) (*host.Manager, error) {
 	t.Helper()
 	dir := t.TempDir()
 	dst := filepath.Join(dir, host.FilePrefix+name)
@@ -59,7 +58,7 @@ func Start(t *testing.T, binary, name string, p config.Plugin, content hooks.Con
 	}
 	m, err := host.New(host.Config{
 		Dir:          dir,
-		Plugins:      map[string]config.Plugin{name: p},
+		Plugins:      map[string]host.Plugin{name: p},
 		Content:      content,
 		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StartTimeout: 20 * time.Second,
