@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -67,69 +65,22 @@ func pluginsList(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, "plugins are off: set [plugins] dir in the configuration")
 		return nil
 	}
-	found, err := host.Discover(cfg.Plugins.Dir)
-	if err != nil {
-		return err
-	}
 	logger := slog.New(slog.DiscardHandler)
 	if c.Bool("verbose") {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	statuses := map[string]host.PluginStatus{}
-	for _, st := range host.Probe(host.Config{Dir: cfg.Plugins.Dir, Plugins: server.HostPlugins(cfg.Plugin), Logger: logger}) {
-		statuses[st.Name] = st
-	}
-
-	type row struct {
-		name, found, pinned, running, healthy, version, note string
-	}
-	rows := map[string]*row{}
-	for _, f := range found {
-		r := &row{name: f.Name, found: "yes", pinned: "no", running: "-", healthy: "-", note: "not enabled: no [plugin." + f.Name + "] table"}
-		if f.Err != nil {
-			r.found, r.note = "unusable", f.Err.Error()
-		}
-		rows[f.Name] = r
+	entries, err := host.Inventory(cfg.Plugins.Dir, server.HostPlugins(cfg.Plugin), logger)
+	if err != nil {
+		return err
 	}
 	bad := false
-	for name, pin := range cfg.Plugin {
-		r := rows[name]
-		if r == nil {
-			r = &row{name: name, found: "no", pinned: "-", running: "-", healthy: "-"}
-			rows[name] = r
-		}
-		st := statuses[name]
-		r.note, r.version = st.LastError, st.Version
-		if r.found == "yes" {
-			r.pinned = "yes"
-			if p, err := host.Locate(cfg.Plugins.Dir, name); err == nil {
-				if sum, err := host.HashFile(p); err == nil && !strings.EqualFold(sum, pin.SHA256) {
-					r.pinned = "MISMATCH"
-				}
-			}
-		}
-		r.running, r.healthy = "no", "no"
-		if st.State == host.Ready {
-			r.running = "yes"
-			if st.LastError == "" {
-				r.healthy = "yes"
-			}
-		}
-		if r.healthy != "yes" {
-			bad = true
-		}
-	}
-
-	names := make([]string, 0, len(rows))
-	for n := range rows {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tFOUND\tPINNED\tRUNNING\tHEALTHY\tVERSION\tNOTE")
-	for _, n := range names {
-		r := rows[n]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.found, r.pinned, r.running, r.healthy, orDash(r.version), r.note)
+	for _, e := range entries {
+		if _, configured := cfg.Plugin[e.Name]; configured && !e.OK() {
+			bad = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Found, e.Pinned, e.Running, e.Healthy, orDash(e.Version), e.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
