@@ -62,7 +62,7 @@ type Server struct {
 // refuses a configuration that would expose the store to the network without
 // authentication.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
-	a, err := auth.New(cfg.Users, cfg.AllowFrom)
+	a, err := auth.New(accounts(cfg.Users), cfg.AllowFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +151,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n"+body)
+}
+
+// accounts turns [[users]] tables into logins.
+func accounts(users []config.User) []auth.Account {
+	out := make([]auth.Account, len(users))
+	for i, u := range users {
+		out[i] = auth.Account{Name: u.Name, PasswordHash: u.PasswordHash, Root: u.Root, Write: u.Permissions == "rw"}
+	}
+	return out
 }
 
 // isLoopback reports whether the listen address can only be reached from this host.

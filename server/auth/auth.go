@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -90,15 +89,23 @@ type check struct {
 	err  error
 }
 
-// New builds an Authenticator from the configuration.
-func New(users []config.User, allowFrom []string) (*Authenticator, error) {
+// Account is a configured login: a [[users]] table.
+type Account struct {
+	Name         string
+	PasswordHash string // bcrypt
+	Root         string // the subtree it sees, as a path ("/" for all)
+	Write        bool   // permissions = "rw"
+}
+
+// New builds an Authenticator for the accounts and the allow-list.
+func New(accounts []Account, allowFrom []string) (*Authenticator, error) {
 	a := &Authenticator{users: map[string]*account{}}
-	for _, u := range users {
+	for _, u := range accounts {
 		root, err := store.CanonicalPath(u.Root)
 		if err != nil {
 			return nil, fmt.Errorf("user %q: root %q: %w", u.Name, u.Root, err)
 		}
-		a.users[u.Name] = &account{user: User{Name: u.Name, Root: root, Write: u.Permissions == "rw"},
+		a.users[u.Name] = &account{user: User{Name: u.Name, Root: root, Write: u.Write},
 			hash: []byte(u.PasswordHash)}
 	}
 	allow, err := ParseAllowList(allowFrom)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/attachd/attachd/server/config"
 )
 
 func hash(t *testing.T, pw string) string {
@@ -22,9 +20,9 @@ func hash(t *testing.T, pw string) string {
 }
 
 func TestAuthenticate(t *testing.T) {
-	a, err := New([]config.User{
-		{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Permissions: "rw"},
-		{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/kazoo/acct%2Fx", Permissions: "r"},
+	a, err := New([]Account{
+		{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Write: true},
+		{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/kazoo/acct%2Fx"},
 	}, []string{"10.0.0.0/24", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +59,7 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestScopes(t *testing.T) {
-	a, err := New([]config.User{{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/kazoo/acct%2Fx/", Permissions: "r"}}, nil)
+	a, err := New([]Account{{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/kazoo/acct%2Fx/"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +77,7 @@ func TestScopes(t *testing.T) {
 			t.Errorf("Inside(%q) = %v, want %v", key, ok, want)
 		}
 	}
-	if _, err := New([]config.User{{Name: "x", PasswordHash: "$2a", Root: "/a/../b"}}, nil); err == nil {
+	if _, err := New([]Account{{Name: "x", PasswordHash: "$2a", Root: "/a/../b"}}, nil); err == nil {
 		t.Error("a root with .. was accepted")
 	}
 }
@@ -103,9 +101,9 @@ func login(a *Authenticator, remote, user, pass string) (*User, error) {
 // address and per user name before bcrypt runs, and that credentials already
 // verified stay usable.
 func TestFailedLoginsAreRateLimited(t *testing.T) {
-	a, err := New([]config.User{
-		{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Permissions: "rw"},
-		{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/", Permissions: "r"},
+	a, err := New([]Account{
+		{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Write: true},
+		{Name: "acme", PasswordHash: hash(t, "pw"), Root: "/"},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +175,7 @@ func TestFailureLimiterRefillsAndStaysBounded(t *testing.T) {
 // 72-byte password followed by anything would otherwise log in.
 func TestPasswordsPast72BytesAreRefused(t *testing.T) {
 	pw := strings.Repeat("p", 72)
-	a, err := New([]config.User{{Name: "kazoo", PasswordHash: hash(t, pw), Root: "/", Permissions: "rw"}}, nil)
+	a, err := New([]Account{{Name: "kazoo", PasswordHash: hash(t, pw), Root: "/", Write: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +191,7 @@ func TestPasswordsPast72BytesAreRefused(t *testing.T) {
 // restart, all with the same uncached credentials, costs one bcrypt and is
 // never rate limited.
 func TestConcurrentLoginsShareOneCheck(t *testing.T) {
-	a, err := New([]config.User{{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Permissions: "rw"}}, nil)
+	a, err := New([]Account{{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Write: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
