@@ -80,5 +80,8 @@ fuzz ./server/kazoo FuzzMultipart
 fuzz ./server/kazoo FuzzQuery
 fuzz ./server/kazoo FuzzBase64
 fuzz ./server/store FuzzCanonicalPath
+fuzz ./server/dav FuzzPropfindBody
+fuzz ./server/dav FuzzProppatchBody
+fuzz ./server/dav FuzzLockBody
 
 say "all tests passed"
