@@ -22,6 +22,7 @@ var (
 	errNotAllowed   = errors.New("method not allowed on this resource")
 	errUnsupported  = errors.New("unsupported media type: this method takes no body")
 	errTooLarge     = errors.New("request body too large")
+	errFull         = errors.New("insufficient storage")
 	errFiniteDepth  = errors.New("PROPFIND with Depth: infinity is not supported")
 )
 
@@ -78,7 +79,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, store.ErrTooLarge), errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, store.ErrNoSpace):
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, errFull):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, context.Canceled):
 		return 499 // the client went away; nobody reads this

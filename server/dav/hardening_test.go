@@ -424,3 +424,23 @@ func TestJunkModes(t *testing.T) {
 		t.Errorf("off: .DS_Store not listed:\n%s", body)
 	}
 }
+
+// A lock's owner is held to max_props_bytes, and the shared locks on one
+// resource to maxLocks: each is stored and shown in every lockdiscovery.
+func TestLockLimits(t *testing.T) {
+	ts := newTestServer(t, Options{MaxPropsBytes: 100})
+	ts.do("PUT", "/dav/f", nil, "x")
+	owner := strings.Replace(lockBody, "<D:href>me</D:href>", "<D:href>"+strings.Repeat("o", 100)+"</D:href>", 1)
+	if code, _, _ := ts.do("LOCK", "/dav/f", nil, owner); code != http.StatusInsufficientStorage {
+		t.Errorf("LOCK with a 100-byte owner, max_props_bytes = 100: %d, want 507", code)
+	}
+	shared := strings.Replace(lockBody, "<D:exclusive/>", "<D:shared/>", 1)
+	for i := range maxLocks {
+		if code, _, body := ts.do("LOCK", "/dav/f", nil, shared); code != 200 {
+			t.Fatalf("shared LOCK %d: %d %s", i+1, code, body)
+		}
+	}
+	if code, _, _ := ts.do("LOCK", "/dav/f", nil, shared); code != http.StatusInsufficientStorage {
+		t.Errorf("shared LOCK %d: %d, want 507", maxLocks+1, code)
+	}
+}

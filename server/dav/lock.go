@@ -19,6 +19,12 @@ const (
 	maxLockTimeout     = 24 * time.Hour
 )
 
+// maxLocks bounds the live locks covering one resource. Shared locks do not
+// conflict, each is kept in the index and each is in every lockdiscovery of
+// the resource, so without a bound one client could pile them up as it
+// could dead properties. No client holds more than a few.
+const maxLocks = 64
+
 // lock answers LOCK (RFC 4918 §9.10): a new exclusive or shared write lock,
 // or with no body the refresh of one named in the If: header. LOCK on an
 // unmapped URL creates an empty resource and answers 201 (§7.3), which
@@ -43,6 +49,19 @@ func (q *request) lock() {
 	d, err := depth(q.r, -1)
 	if err != nil || d == 1 {
 		q.fail(fmt.Errorf("%w: LOCK takes Depth 0 or infinity", errBadRequest))
+		return
+	}
+	// The owner is kept with the lock and echoed in every lockdiscovery:
+	// it is held to the bound of a resource's dead properties.
+	if int64(len(li.owner)) > q.h.opts.MaxPropsBytes {
+		q.fail(fmt.Errorf("%w: lock owner of %d bytes, the limit is %d", errFull, len(li.owner), q.h.opts.MaxPropsBytes))
+		return
+	}
+	if ls, err := q.h.st.Locks(ctx, q.key, false); err != nil {
+		q.fail(err)
+		return
+	} else if len(ls) >= maxLocks {
+		q.fail(fmt.Errorf("%w: %d locks already cover this resource", errFull, len(ls)))
 		return
 	}
 	if q.h.opts.HideJunk == JunkRefuse && isJunk(lastSegment(q.key)) {
