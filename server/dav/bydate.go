@@ -67,6 +67,10 @@ func (q *request) buildView(account string) (viewTree, error) {
 		if len(o.Meta) <= 2 && o.DocID == "" && o.MediaID == "" {
 			return nil // written over WebDAV, not by Kazoo
 		}
+		// The view is kept for every object of the tree, and shows no
+		// dead properties: it is read-only and its files are aliases.
+		// Keeping them would hold max_props_bytes per object.
+		o.Props = nil
 		s := kazoo.Summarize(o.Meta)
 		acct := safeName(firstNonEmpty(s.AccountID, accountFromKey(o.Key)), 64)
 		if account != "" && acct != account {

@@ -444,3 +444,28 @@ func TestLockLimits(t *testing.T) {
 		t.Errorf("shared LOCK %d: %d, want 507", maxLocks+1, code)
 	}
 }
+
+// The @by-date view, kept in memory for the whole tree, holds no dead
+// properties of its files.
+func TestViewKeepsNoDeadProps(t *testing.T) {
+	ts := newTestServer(t, Options{ByDate: true})
+	const acct = "4e3005310add6229778caf6babfe7cfb"
+	ts.put(acct+"/d1/vm.mp3", "one", store.Info{ContentType: "audio/mpeg", Meta: []byte(`{"fetch_query":{"mailbox":"2000"}}`), DocID: "d1"})
+	if code, _, body := ts.do("PROPPATCH", "/dav/"+acct+"/d1/vm.mp3", nil, setProps("note", strings.Repeat("n", 1000))); code != 207 || propstats(t, body)["note"] != 200 {
+		t.Fatalf("PROPPATCH: %d %s", code, body)
+	}
+	_, _, body := ts.do("PROPFIND", "/dav/@by-date/"+acct+"/", map[string]string{"Depth": "1"}, "")
+	code, _, body := ts.do("PROPFIND", "/dav/@by-date/"+acct+"/"+firstDay(body), map[string]string{"Depth": "1"}, "")
+	if code != 207 || strings.Contains(body, "nnnn") || !strings.Contains(body, "2000") {
+		t.Fatalf("PROPFIND of the view's day: %d\n%s", code, body)
+	}
+}
+
+// firstDay returns the first day folder named in a PROPFIND of an account in the view.
+func firstDay(body string) string {
+	m := regexp.MustCompile(`/(\d{4}-\d\d-\d\d)/</D:href>`).FindStringSubmatch(body)
+	if m == nil {
+		return "none/"
+	}
+	return m[1] + "/"
+}
