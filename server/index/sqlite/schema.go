@@ -1,0 +1,81 @@
+package sqlite
+
+import "database/sql"
+
+// The tables of objects and folders are a cache of the objects tree;
+// dav_locks and outbox hold what only the index knows.
+const schema = `
+CREATE TABLE IF NOT EXISTS objects (
+	key          TEXT PRIMARY KEY,
+	parent       TEXT NOT NULL,
+	blob         TEXT NOT NULL,
+	size         INTEGER NOT NULL,
+	sha256       TEXT NOT NULL,
+	content_type TEXT NOT NULL,
+	doc_id       TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	meta         TEXT NOT NULL,
+	props        TEXT NOT NULL,
+	created      INTEGER NOT NULL,
+	updated      INTEGER NOT NULL,
+	mtime        INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent);
+CREATE INDEX IF NOT EXISTS objects_doc ON objects(doc_id) WHERE doc_id != '';
+CREATE INDEX IF NOT EXISTS objects_media ON objects(media_id) WHERE media_id != '';
+CREATE TABLE IF NOT EXISTS dirs (
+	key     TEXT PRIMARY KEY,
+	parent  TEXT NOT NULL,
+	props   TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	mtime   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dirs_parent ON dirs(parent);
+` +
+	// WebDAV locks are state of the protocol, not of any object, and must
+	// survive a restart (Windows and davfs2 hold them across reconnects).
+	`
+CREATE TABLE IF NOT EXISTS dav_locks (
+	token   TEXT PRIMARY KEY,
+	root    TEXT NOT NULL,
+	depth0  INTEGER NOT NULL,
+	shared  INTEGER NOT NULL,
+	owner   TEXT NOT NULL,
+	user    TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dav_locks_root ON dav_locks(root);
+` +
+	// The outbox holds one delivery per change and sink. Its rows are
+	// written in the same transaction as the change (design invariant 6).
+	`
+CREATE TABLE IF NOT EXISTS outbox (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_id     TEXT NOT NULL,
+	sink         TEXT NOT NULL,
+	type         TEXT NOT NULL,
+	key          TEXT NOT NULL,
+	blob         TEXT NOT NULL,
+	prev_blob    TEXT NOT NULL DEFAULT '',
+	sha256       TEXT NOT NULL,
+	size         INTEGER NOT NULL,
+	content_type TEXT NOT NULL,
+	doc_id       TEXT NOT NULL,
+	media_id     TEXT NOT NULL,
+	request_id   TEXT NOT NULL,
+	occurred     INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_at      INTEGER NOT NULL,
+	lease_until  INTEGER NOT NULL DEFAULT 0,
+	state        TEXT NOT NULL DEFAULT 'pending',
+	last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sink, state, next_at);
+CREATE INDEX IF NOT EXISTS outbox_key ON outbox(sink, key, state);
+`
+
+func createSchema(db *sql.DB) error {
+	_, err := db.Exec(schema)
+	return err
+}

@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/attachd/attachd/server/index"
+	"github.com/attachd/attachd/server/index/indextest"
+)
+
+func TestConformance(t *testing.T) {
+	indextest.Run(t, func(t *testing.T) index.Index {
+		x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	})
+}
+
+type codeErr int
+
+func (c codeErr) Error() string { return "sqlite error" }
+func (c codeErr) Code() int     { return int(c) }
+
+func TestFullIsErrFull(t *testing.T) {
+	if err := fullErr(fmt.Errorf("index object: %w", codeErr(sqliteFull))); !errors.Is(err, index.ErrFull) {
+		t.Fatalf("SQLITE_FULL: got %v, want ErrFull", err)
+	}
+	// Extended codes carry the primary one in their low byte.
+	if err := fullErr(codeErr(sqliteFull | 3<<8)); !errors.Is(err, index.ErrFull) {
+		t.Fatalf("extended SQLITE_FULL: got %v", err)
+	}
+	if err := fullErr(codeErr(1)); errors.Is(err, index.ErrFull) {
+		t.Fatal("SQLITE_ERROR mapped to ErrFull")
+	}
+}
+
+// TestCorruptIsErrCorrupt: a file that is no database is ErrCorrupt at open,
+// and MoveAside makes room for a new index.
+func TestCorruptIsErrCorrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	x, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	junk := make([]byte, 8192)
+	for i := range junk {
+		junk[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + "-wal")
+	os.Remove(path + "-shm")
+	if _, err := Open(path); !errors.Is(err, index.ErrCorrupt) {
+		t.Fatalf("open a corrupt index: got %v, want ErrCorrupt", err)
+	}
+	aside, err := MoveAside(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(aside); err != nil {
+		t.Fatalf("moved aside: %v", err)
+	}
+	x, err = Open(path)
+	if err != nil {
+		t.Fatalf("open after MoveAside: %v", err)
+	}
+	x.Close()
+}
+
+func TestOpenExistingRefusesToCreate(t *testing.T) {
+	if _, err := OpenExisting(filepath.Join(t.TempDir(), "index.db")); err == nil {
+		t.Fatal("OpenExisting created an index")
+	}
+}
+
+func TestCheckSeesAMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	x, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := os.Rename(path, path+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Check(t.Context()); err == nil {
+		t.Fatal("Check passed with the index file gone")
+	}
+}
