@@ -52,13 +52,16 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			d.run(ctx, name, wake[name])
 		}()
 	}
-	// Fan the store's change signal out to every hook's loop.
+	// Fan the store's change signal out to every hook's loop. The
+	// subscription is the dispatcher's own: the replicator has another.
+	changed, cancel := d.Store.Subscribe()
+	defer cancel()
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-d.Store.Changed():
+			case <-changed:
 				for _, c := range wake {
 					select {
 					case c <- struct{}{}:

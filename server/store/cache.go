@@ -70,7 +70,7 @@ func (s *Store) get(ctx context.Context, key string) (Object, error) {
 	if ok {
 		return o, nil
 	}
-	o, err := s.idx.get(ctx, key)
+	o, err := lookup(s.idx.Get(ctx, key))
 	if err == nil {
 		s.cache.fill(o, seq)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 // commitSteps are the failpoints of the commit protocol (commit.go).
@@ -227,13 +229,15 @@ func TestCommitInDoubtCompletesOnRestart(t *testing.T) {
 	}
 }
 
+// TestIndexFullIsNoSpace: an index that is full (SQLITE_FULL, which package
+// sqlite reports as index.ErrFull) is ErrNoSpace, as a full disk is.
 func TestIndexFullIsNoSpace(t *testing.T) {
-	err := indexErr(fmt.Errorf("index object: %w", codeErr(sqliteFull)))
+	err := indexErr(fmt.Errorf("index object: %w: %w", index.ErrFull, errors.New("database or disk is full")))
 	if !errors.Is(err, ErrNoSpace) {
-		t.Fatalf("SQLITE_FULL: got %v, want ErrNoSpace", err)
+		t.Fatalf("index full: got %v, want ErrNoSpace", err)
 	}
-	if err := indexErr(codeErr(1)); errors.Is(err, ErrNoSpace) {
-		t.Fatalf("SQLITE_ERROR mapped to ErrNoSpace")
+	if err := indexErr(errors.New("SQL logic error")); errors.Is(err, ErrNoSpace) {
+		t.Fatalf("another index error mapped to ErrNoSpace")
 	}
 	var buf bytes.Buffer
 	buf.WriteString(mapErr(&fs.PathError{Op: "write", Path: "/abs/data/tmp/x", Err: syscall.ENOSPC}).Error())
@@ -241,8 +245,3 @@ func TestIndexFullIsNoSpace(t *testing.T) {
 		t.Fatalf("mapped error names the path: %s", buf.String())
 	}
 }
-
-type codeErr int
-
-func (c codeErr) Error() string { return "sqlite error" }
-func (c codeErr) Code() int     { return int(c) }

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"time"
 )
 
 // ErrCorrupt is an object whose bytes are missing from the data directory:
@@ -62,12 +59,8 @@ func (s *Store) checkBlob(o Object) error {
 // Check reports whether the store can take uploads: the data directory is
 // writable and the index is in place and answers. /readyz asks it.
 func (s *Store) Check(ctx context.Context) error {
-	if _, err := s.root.Stat("index.db"); err != nil {
-		return errors.New("the index (index.db) is gone from the data directory; restart to rebuild it")
-	}
-	var one int
-	if err := s.idx.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("the index does not answer: %w", err)
+	if err := s.idx.Check(ctx); err != nil {
+		return err
 	}
 	name := "tmp/" + newVersion() + ".probe"
 	f, err := s.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
@@ -77,69 +70,6 @@ func (s *Store) Check(ctx context.Context) error {
 	f.Close()
 	if err := s.root.Remove(name); err != nil {
 		return fmt.Errorf("the data directory cannot be written: %w", mapErr(err))
-	}
-	return nil
-}
-
-// openCheckedIndex opens the index and checks it (PRAGMA quick_check). A
-// corrupt one is moved aside, named with the time, and a new one is made:
-// the caller rebuilds it from the sidecars (design invariant 5). What only
-// the index held — WebDAV locks, hook deliveries not yet made — is lost with
-// it, and the log says so.
-func (s *Store) openCheckedIndex() (idx *index, fresh bool, err error) {
-	path := filepath.Join(s.dir, "index.db")
-	_, statErr := s.root.Stat("index.db")
-	fresh = errors.Is(statErr, fs.ErrNotExist)
-	idx, err = openIndex(path)
-	if err == nil {
-		err = idx.quickCheck()
-		if err != nil {
-			idx.Close()
-		}
-	}
-	if err == nil || fresh {
-		return idx, fresh, err
-	}
-	code := sqliteCode(err)
-	if code != sqliteCorrupt && code != sqliteNotADB && !errors.Is(err, errCorruptIndex) {
-		return nil, false, err
-	}
-	aside := "index.db.corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if rerr := s.root.Rename("index.db"+suffix, aside+suffix); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			return nil, false, fmt.Errorf("move corrupt index aside: %w", rerr)
-		}
-	}
-	s.log.Error("the index was corrupt; moved it aside and rebuilding it from the sidecars "+
-		"(WebDAV locks and undelivered hook events it held are lost)", "moved_to", aside, "err", err)
-	idx, err = openIndex(path)
-	return idx, true, err
-}
-
-var errCorruptIndex = errors.New("index failed its integrity check")
-
-// quickCheck runs SQLite's quick_check over the whole index.
-func (x *index) quickCheck() error {
-	rows, err := x.w.Query(`PRAGMA quick_check`)
-	if err != nil {
-		return fmt.Errorf("check index: %w", err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("check index: %w", err)
-		}
-		if line != "ok" && len(problems) < 5 {
-			problems = append(problems, line)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("check index: %w", err)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %v", errCorruptIndex, problems)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 func splitKey(key string) []string {
@@ -50,7 +52,7 @@ func (s *Store) DiscoverPrefix(ctx context.Context, key string) (Object, error) 
 // LongestPrefix returns the stored object whose key is the longest proper
 // prefix of key on a segment boundary, or ErrNotFound.
 func (s *Store) LongestPrefix(ctx context.Context, key string) (Object, error) {
-	return s.idx.longest(ctx, Parents(key))
+	return s.longest(ctx, Parents(key))
 }
 
 // FindByID returns the object whose Kazoo media id or document id is id, or
@@ -60,7 +62,7 @@ func (s *Store) FindByID(ctx context.Context, id, under string) (Object, error) 
 	if id == "" {
 		return Object{}, ErrNotFound
 	}
-	return s.idx.byID(ctx, id, under)
+	return lookup(s.idx.ByID(ctx, id, under))
 }
 
 // ReadSeekCloser is an open object's bytes.
@@ -80,7 +82,7 @@ func (s *Store) Open(ctx context.Context, key string) (ReadSeekCloser, Object, e
 		if errors.Is(err, ErrNotFound) {
 			// Replaced between the lookup and the open (look again), or lost.
 			s.cache.drop(key)
-			if cur, cerr := s.idx.get(ctx, key); cerr == nil && cur.Blob == o.Blob {
+			if cur, cerr := s.idx.Get(ctx, key); cerr == nil && cur.Blob == o.Blob {
 				return nil, o, s.corrupt(o)
 			}
 			continue
@@ -112,74 +114,28 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 	return f, nil
 }
 
-// Entry is one child of a folder.
-type Entry struct {
-	Key    string // full key of the child
-	Name   string // its last segment, escaped as in keys
-	IsDir  bool
-	Object Object // for objects
-	Dir    Dir    // for folders
-}
-
-// Dir is a folder: explicit (made by MKCOL) or implied by the keys below it.
-type Dir struct {
-	Key     string
-	Props   []byte
-	Created int64 // unix nanoseconds
-	ModTime int64
-}
+type (
+	// Entry is one child of a folder.
+	Entry = index.Entry
+	// Dir is a folder: explicit (made by MKCOL) or implied by the keys below it.
+	Dir = index.Dir
+)
 
 // StatDir returns the folder at key; "" is the root and always exists.
 func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
 	if key == "" {
 		return Dir{}, nil
 	}
-	var d Dir
-	var props string
-	err := s.idx.queryRow(ctx, `SELECT key, props, created, mtime FROM dirs WHERE key = ?`, key).
-		Scan(&d.Key, &props, &d.Created, &d.ModTime)
-	if err != nil {
-		if strings.Contains(err.Error(), "no rows") {
-			return d, ErrNotFound
-		}
-		return d, fmt.Errorf("index: %w", err)
-	}
-	d.Props = []byte(props)
-	return d, nil
+	return lookup(s.idx.Dir(ctx, key))
 }
 
 // List returns the children of the folder at key, folders first, each group
 // in key order. It reads the index only: no file is opened.
 func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
 	var out []Entry
-	rows, err := s.idx.query(ctx, `SELECT key, props, created, mtime FROM dirs WHERE parent = ? ORDER BY key`, key)
-	if err != nil {
-		return nil, fmt.Errorf("index: list folders: %w", err)
-	}
-	for rows.Next() {
-		var d Dir
-		var props string
-		if err := rows.Scan(&d.Key, &props, &d.Created, &d.ModTime); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("index: %w", err)
-		}
-		d.Props = []byte(props)
-		_, name := Split(d.Key)
-		out = append(out, Entry{Key: d.Key, Name: name, IsDir: true, Dir: d})
-	}
-	rows.Close()
-	rows, err = s.idx.query(ctx, `SELECT `+objectCols+` FROM objects WHERE parent = ? ORDER BY key`, key)
-	if err != nil {
-		return nil, fmt.Errorf("index: list objects: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		o, err := scanObject(rows)
-		if err != nil {
-			return nil, err
-		}
-		_, name := Split(o.Key)
-		out = append(out, Entry{Key: o.Key, Name: name, Object: o})
-	}
-	return out, rows.Err()
+	err := s.idx.List(ctx, key, index.AllFields, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }

@@ -2,12 +2,13 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 // Reindex rebuilds the index of the data directory dir from its objects tree,
@@ -33,73 +34,74 @@ func (s *Store) rebuild(ctx context.Context) (int, error) {
 	s.tree.Lock()
 	defer s.tree.Unlock()
 	defer s.forgetAll()
-	count := 0
-	referenced := map[string]bool{}
-	var lost []string
-	err := s.idx.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects`); err != nil {
+	var r rebuilder
+	err := s.update(ctx, func(tx index.Tx) error {
+		r = rebuilder{s: s, tx: tx, referenced: map[string]bool{}, seen: map[string]bool{}}
+		if err := tx.ClearObjects(); err != nil {
 			return err
 		}
-		if _, err := s.idx.exec(ctx, tx, `CREATE TEMP TABLE IF NOT EXISTS seen_dirs (key TEXT PRIMARY KEY)`); err != nil {
-			return err
-		}
-		if _, err := s.idx.exec(ctx, tx, `DELETE FROM seen_dirs`); err != nil {
-			return err
-		}
-		err := fs.WalkDir(s.root.FS(), "objects", func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			key := strings.TrimPrefix(strings.TrimPrefix(path, "objects"), "/")
-			if d.IsDir() {
-				if key == "" {
-					return nil
-				}
-				fi, err := d.Info()
-				if err != nil {
-					return err
-				}
-				if err := s.idx.putDirs(ctx, tx, key, fi.ModTime()); err != nil {
-					return err
-				}
-				_, err = s.idx.exec(ctx, tx, `INSERT OR IGNORE INTO seen_dirs (key) VALUES (?)`, key)
-				return err
-			}
-			if !d.Type().IsRegular() {
-				s.log.Warn("reindex: skipping what is not a regular file", "path", path)
-				return nil
-			}
-			o, err := s.readSidecar(key)
-			if err != nil {
-				s.log.Error("reindex: unreadable sidecar; moved to lost/", "key", UnescapeKey(key), "err", err)
-				lost = append(lost, key)
-				return nil
-			}
-			if _, err := s.root.Stat(blobPath(o.Blob)); err != nil && s.remote == nil {
-				s.log.Error("reindex: corruption: sidecar names a missing blob; moved to lost/",
-					"key", UnescapeKey(key), "blob", o.Blob, "sha256", o.SHA256)
-				lost = append(lost, key)
-				return nil
-			}
-			referenced[o.Blob] = true
-			count++
-			return s.idx.putObject(ctx, tx, o)
-		})
-		if err != nil {
+		if err := fs.WalkDir(s.root.FS(), "objects", r.visit); err != nil {
 			return fmt.Errorf("walk objects: %w", err)
 		}
-		_, err = s.idx.exec(ctx, tx, `DELETE FROM dirs WHERE key NOT IN (SELECT key FROM seen_dirs)`)
-		return err
+		return tx.PruneDirs(func(key string) bool { return r.seen[key] })
 	})
 	if err != nil {
 		return 0, err
 	}
-	for _, key := range lost {
+	for _, key := range r.lost {
 		if err := s.moveToLost(key); err != nil {
-			return count, err
+			return r.count, err
 		}
 	}
-	return count, s.sweepBlobs(referenced)
+	return r.count, s.sweepBlobs(r.referenced)
+}
+
+// rebuilder indexes what it finds in the objects tree.
+type rebuilder struct {
+	s          *Store
+	tx         index.Tx
+	count      int
+	referenced map[string]bool // blobs named by a sidecar
+	seen       map[string]bool // folders
+	lost       []string        // sidecars to move to lost/
+}
+
+func (r *rebuilder) visit(path string, d fs.DirEntry, err error) error {
+	if err != nil {
+		return err
+	}
+	s := r.s
+	key := strings.TrimPrefix(strings.TrimPrefix(path, "objects"), "/")
+	if d.IsDir() {
+		if key == "" {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		r.seen[key] = true
+		return r.tx.PutDirs(key, fi.ModTime())
+	}
+	if !d.Type().IsRegular() {
+		s.log.Warn("reindex: skipping what is not a regular file", "path", path)
+		return nil
+	}
+	o, err := s.readSidecar(key)
+	if err != nil {
+		s.log.Error("reindex: unreadable sidecar; moved to lost/", "key", UnescapeKey(key), "err", err)
+		r.lost = append(r.lost, key)
+		return nil
+	}
+	if _, err := s.root.Stat(blobPath(o.Blob)); err != nil && s.remote == nil {
+		s.log.Error("reindex: corruption: sidecar names a missing blob; moved to lost/",
+			"key", UnescapeKey(key), "blob", o.Blob, "sha256", o.SHA256)
+		r.lost = append(r.lost, key)
+		return nil
+	}
+	r.referenced[o.Blob] = true
+	r.count++
+	return r.tx.PutObject(o)
 }
 
 // moveToLost moves the sidecar of key out of the objects tree into lost/,

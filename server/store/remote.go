@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"time"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 // ErrUnavailable is returned when the remote backend cannot be reached.
@@ -213,7 +214,7 @@ func (s *Store) statRemote(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error { return s.idx.putObject(ctx, tx, o) }); err != nil {
+	if err := s.update(ctx, func(tx index.Tx) error { return tx.PutObject(o) }); err != nil {
 		return Object{}, s.rollback(p, err)
 	}
 	p.done()
@@ -225,6 +226,8 @@ func (s *Store) statRemote(ctx context.Context, key string) (Object, error) {
 // deleted here, until ctx is cancelled. Failures are retried with backoff for
 // as long as it takes: an accepted upload is never dropped.
 func (s *Store) Replicate(ctx context.Context) {
+	changed, cancel := s.Subscribe()
+	defer cancel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {
@@ -235,7 +238,7 @@ func (s *Store) Replicate(ctx context.Context) {
 		if len(ds) == 0 {
 			select {
 			case <-ctx.Done():
-			case <-s.changed:
+			case <-changed:
 			case <-tick.C:
 			}
 			continue
@@ -282,7 +285,7 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 	defer cancel()
 	// The index, not the cache: a writer updates the cache just after its
 	// commit, and the delivery may be claimed in between.
-	o, err := s.idx.get(ctx, d.Key)
+	o, err := lookup(s.idx.Get(ctx, d.Key))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		// Deleted (or moved away): remove it there too.
@@ -324,13 +327,6 @@ func (s *Store) evictIfCurrent(ctx context.Context, o Object) {
 	if cur, err := s.get(ctx, o.Key); err == nil && cur.Blob == o.Blob {
 		s.evict(o.Blob)
 	}
-}
-
-// blobReferenced reports whether any object names blob: copies share blobs.
-func (s *Store) blobReferenced(ctx context.Context, blob string) bool {
-	var one int
-	err := s.idx.queryRow(ctx, `SELECT 1 FROM objects WHERE blob = ? LIMIT 1`, blob).Scan(&one)
-	return err == nil
 }
 
 // reindexRemote rebuilds the local objects tree and index from the

@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/attachd/attachd/plugins/blob"
+	"github.com/attachd/attachd/server/index"
 )
 
 // Errors a front end maps to status codes.
@@ -49,24 +49,9 @@ var (
 	ErrNotEmpty  = errors.New("folder not empty")
 )
 
-// Object is one stored object as the index knows it.
-type Object struct {
-	Key         string          // canonical key (see CanonicalPath)
-	Blob        string          // name of the blob file holding this version's bytes
-	Size        int64           // bytes
-	SHA256      string          // lower-case hex digest of the bytes
-	ContentType string          // as the uploader declared it
-	DocID       string          // Kazoo document id, if known
-	MediaID     string          // Kazoo media id, if known
-	Meta        json.RawMessage // metadata object (Kazoo's JSON part, query strings)
-	Props       json.RawMessage // WebDAV dead properties
-	Created     time.Time       // first stored
-	Updated     time.Time       // this version stored
-	ModTime     time.Time       // modification time shown to clients (may be set by them)
-}
-
-// ETag returns the object's strong entity tag, derived from its SHA-256.
-func (o Object) ETag() string { return `"` + o.SHA256 + `"` }
+// Object is one stored object as the index knows it; its Key is canonical
+// (see CanonicalPath).
+type Object = index.Object
 
 // Options configure a Store.
 type Options struct {
@@ -89,18 +74,16 @@ type Store struct {
 	dir     string
 	root    *os.Root
 	lock    *os.File // flock'd: one process per data directory
-	idx     *index
+	idx     index.Index
 	log     *slog.Logger
 	maxSize int64
 	sinks   []string
-	changed chan struct{}
 	cache   cache
 	// dirs remembers folders known to exist, on disk and in the index, so
 	// that a store into a known folder skips the checks that it is one.
 	// Only folder deletes and moves, under the tree lock, forget them.
 	dirs    sync.Map
 	shards  [256]*os.Root // blobs/xx, for reads
-	locks   lockHint
 	remote  Backend
 	through bool
 	// inDoubt is set when a change failed in a way that left the objects
@@ -127,7 +110,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
-		changed: make(chan struct{}, 1), remote: opts.Remote, through: opts.Through}
+		remote: opts.Remote, through: opts.Through}
 	if s.remote != nil && !s.through {
 		s.sinks = append(slices.Clone(s.sinks), ReplicateSink)
 	}
@@ -181,7 +164,6 @@ func (s *Store) open() error {
 		return err
 	}
 	s.idx = idx
-	s.recountLocks(context.Background())
 	_, cleanErr := s.root.Stat("clean-shutdown")
 	if fresh || cleanErr != nil {
 		// The index may lag the objects tree by the stores that were between
@@ -529,11 +511,11 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		}
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.idx.putObject(ctx, tx, o); err != nil {
+		if err := tx.PutObject(o); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, change, o, old.Blob)
@@ -570,7 +552,7 @@ func (s *Store) checkParents(ctx context.Context, key string) error {
 		return nil
 	}
 	if ps := Parents(key); len(ps) > 0 {
-		if o, err := s.idx.longest(ctx, ps); err == nil {
+		if o, err := s.longest(ctx, ps); err == nil {
 			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, UnescapeKey(o.Key))
 		} else if !errors.Is(err, ErrNotFound) {
 			return err

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 func openTest(t testing.TB, dir string) *Store {
@@ -295,7 +297,7 @@ func TestUncleanStopReconciles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.idx.w.Exec(`DELETE FROM objects`); err != nil {
+	if err := s.idx.Update(ctx, func(tx index.Tx) error { return tx.ClearObjects() }); err != nil {
 		t.Fatal(err)
 	}
 	s.idx.Close()

@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"time"
-	"unicode/utf8"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 // Update changes the record of the object at key (metadata, properties,
@@ -32,11 +32,11 @@ func (s *Store) Update(ctx context.Context, key string, fn func(*Object) bool) (
 	if err != nil {
 		return o, err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.idx.putObject(ctx, tx, n); err != nil {
+		if err := tx.PutObject(n); err != nil {
 			return err
 		}
 		// The backend's sidecar must follow the metadata too.
@@ -82,11 +82,11 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, key); err != nil {
+		if err := tx.DeleteObject(key); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, ChangeDeleted, o)
@@ -161,11 +161,11 @@ func (s *Store) mkdirIndexed(ctx context.Context, key string) (*placement, error
 	}
 	err = mapErr(err)
 	if err == nil {
-		err = s.idx.tx(ctx, func(tx *sql.Tx) error {
+		err = s.update(ctx, func(tx index.Tx) error {
 			if err := failpoint("index"); err != nil {
 				return err
 			}
-			return s.idx.putDirs(ctx, tx, key, time.Now())
+			return tx.PutDirs(key, time.Now())
 		})
 	}
 	if err != nil {
@@ -193,17 +193,9 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 		return err
 	}
 	var blobs []string
-	lo, hi := prefixRange(key)
-	rows, err := s.idx.query(ctx, `SELECT blob FROM objects WHERE key > ? AND key < ?`, lo, hi)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
+	if err := s.idx.Walk(ctx, key, func(o Object) error { blobs = append(blobs, o.Blob); return nil }); err != nil {
+		return err
 	}
-	for rows.Next() {
-		var b string
-		rows.Scan(&b)
-		blobs = append(blobs, b)
-	}
-	rows.Close()
 	// Removing the sidecars is what deletes; move them out of the tree in one
 	// rename first, so that a crash midway cannot leave half a folder.
 	p, err := s.moveAside("objects/" + key)
@@ -213,18 +205,14 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.idx.tx(ctx, func(tx *sql.Tx) error {
+	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
+		if err := s.enqueueTree(ctx, tx, ChangeDeleted, key); err != nil {
 			return err
 		}
-		if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key > ? AND key < ?`, lo, hi); err != nil {
-			return err
-		}
-		_, err := s.idx.exec(ctx, tx, `DELETE FROM dirs WHERE key = ? OR (key > ? AND key < ?)`, key, lo, hi)
-		return err
+		return tx.DeleteTree(key)
 	}); err != nil {
 		return s.rollback(p, err)
 	}
@@ -331,12 +319,12 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 			return s.rollback(placed, err)
 		}
 	}
-	err = s.idx.tx(ctx, func(tx *sql.Tx) error {
+	err = s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
 		if move {
-			if _, err := s.idx.exec(ctx, tx, `DELETE FROM objects WHERE key = ?`, src); err != nil {
+			if err := tx.DeleteObject(src); err != nil {
 				return err
 			}
 			gone := o
@@ -345,7 +333,7 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 				return err
 			}
 		}
-		if err := s.idx.putObject(ctx, tx, o); err != nil {
+		if err := tx.PutObject(o); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, ChangeCreated, o)
@@ -383,7 +371,7 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 		err = s.syncDir(join("objects", dstParent))
 	}
 	if err == nil {
-		err = s.moveDirIndex(ctx, src, dst, dstParent)
+		err = s.moveDirIndex(ctx, src, dst)
 	}
 	if err != nil {
 		return s.rollback(undo, err)
@@ -391,29 +379,18 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 	return nil
 }
 
-func (s *Store) moveDirIndex(ctx context.Context, src, dst, dstParent string) error {
-	lo, hi := prefixRange(src)
-	n := utf8.RuneCountInString(src) + 1 // substr counts characters from 1: the rest of the key after src
-	dlo, dhi := prefixRange(dst)
-	return s.idx.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) moveDirIndex(ctx context.Context, src, dst string) error {
+	return s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.enqueueTree(ctx, tx, ChangeDeleted, lo, hi); err != nil {
+		if err := s.enqueueTree(ctx, tx, ChangeDeleted, src); err != nil {
 			return err
 		}
-		for _, q := range []string{
-			`UPDATE objects SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
-			`UPDATE dirs SET key = ?1 || substr(key, ?2), parent = ?1 || substr(parent, ?2) WHERE key > ?3 AND key < ?4`,
-		} {
-			if _, err := s.idx.exec(ctx, tx, q, dst, n, lo, hi); err != nil {
-				return fmt.Errorf("index: move folder: %w", err)
-			}
-		}
-		if _, err := s.idx.exec(ctx, tx, `UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, dstParent, src); err != nil {
+		if err := tx.MoveTree(src, dst); err != nil {
 			return err
 		}
-		return s.enqueueTree(ctx, tx, ChangeCreated, dlo, dhi)
+		return s.enqueueTree(ctx, tx, ChangeCreated, dst)
 	})
 }
 
