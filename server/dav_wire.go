@@ -17,7 +17,6 @@ func newDAV(cfg config.Config, st *store.Store, log *slog.Logger) (http.Handler,
 		PublicURL: cfg.PublicURL,
 		ByDate:    cfg.DAV.ByDate,
 		HideJunk:  cfg.DAV.HideJunk,
-		MaxBody:   int64(cfg.MaxBody),
 		Log:       log,
 
 		MaxXMLBody:    int64(cfg.Limits.MaxXMLBody),

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/auth"
@@ -106,7 +105,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if s.dispatcher != nil {
 		s.dispatcher.Store = st
 	}
-	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams, MaxBody: int64(cfg.MaxBody),
+	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams,
 		MaxFetchMeta: int64(cfg.Limits.MaxFetchMeta), Log: log}
 	if cfg.DAV.Enabled {
 		if s.dav, err = newDAV(cfg, st, log); err != nil {
@@ -433,7 +432,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if n := s.cfg.Limits.MaxConnections; n > 0 {
 		// Past max_connections, new connections wait in the kernel's
 		// accept queue until one closes.
-		ln = netutil.LimitListener(ln, n)
+		ln = newLimitListener(ln, n)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()

@@ -44,7 +44,6 @@ type Options struct {
 	PublicURL string
 	ByDate    bool   // serve the read-only @by-date view
 	HideJunk  string // JunkOff, JunkHide or JunkRefuse
-	MaxBody   int64  // largest PUT body; 0: no limit
 	Log       *slog.Logger
 
 	// Limits on what one client can make the handler parse and keep. Zero

@@ -1,11 +1,10 @@
 package dav
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
-	"github.com/attachd/attachd/server/store"
+	"github.com/attachd/attachd/server/status"
 )
 
 // Errors of the protocol layer; fail maps them and the store's to statuses.
@@ -29,17 +28,17 @@ var (
 // fail answers the request with the status err maps to. Server-side errors
 // are logged; the client gets a short message without internals.
 func (q *request) fail(err error) {
-	status := statusOf(err)
-	switch status {
+	code := statusOf(err)
+	switch code {
 	case http.StatusInternalServerError:
 		q.h.log.Error("webdav request failed", "method", q.r.Method, "path", q.r.URL.Path, "err", err)
-		http.Error(q.w, "internal error", status)
+		http.Error(q.w, "internal error", code)
 		return
 	case http.StatusLocked:
 		var le *lockedError
 		if errors.As(err, &le) && le.href != "" {
 			q.w.Header().Set("Content-Type", xmlContentType)
-			q.w.WriteHeader(status)
+			q.w.WriteHeader(code)
 			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:lock-token-submitted><D:href>` +
 				escapeString(le.href) + `</D:href></D:lock-token-submitted></D:error>`))
 			return
@@ -48,47 +47,40 @@ func (q *request) fail(err error) {
 		if errors.Is(err, errFiniteDepth) {
 			// RFC 4918 §9.1: say which precondition failed.
 			q.w.Header().Set("Content-Type", xmlContentType)
-			q.w.WriteHeader(status)
+			q.w.WriteHeader(code)
 			q.w.Write([]byte(xmlHeader + `<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
 			return
 		}
 	}
-	http.Error(q.w, err.Error(), status)
+	http.Error(q.w, err.Error(), code)
 }
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errBadRequest), errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrShortBody):
+	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, errOutside), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, errOutside):
 		return http.StatusNotFound
 	case errors.Is(err, errOtherServer):
 		return http.StatusBadGateway
 	case errors.Is(err, errReadOnlyUser), errors.Is(err, errReadOnlyView), errors.Is(err, errForbidden),
 		errors.Is(err, errJunk), errors.Is(err, errFiniteDepth):
 		return http.StatusForbidden
-	case errors.Is(err, errPrecondition), errors.Is(err, store.ErrExists):
+	case errors.Is(err, errPrecondition):
 		return http.StatusPreconditionFailed
-	case errors.Is(err, errLocked), errors.Is(err, store.ErrLocked):
+	case errors.Is(err, errLocked):
 		return http.StatusLocked
 	case errors.Is(err, errNotAllowed):
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, errUnsupported):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotEmpty):
-		return http.StatusConflict
-	case errors.Is(err, store.ErrTooLarge), errors.Is(err, errTooLarge):
+	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, store.ErrNoSpace), errors.Is(err, errFull):
+	case errors.Is(err, errFull):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, context.Canceled):
-		return 499 // the client went away; nobody reads this
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusInternalServerError
+	code, _ := status.Of(err)
+	return code
 }
 
 const xmlHeader = `<?xml version="1.0" encoding="utf-8"?>` + "\n"

@@ -3,7 +3,6 @@ package dav
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,8 +58,8 @@ func (q *request) put() {
 		q.fail(err)
 		return
 	}
-	if max := q.h.opts.MaxBody; max > 0 && q.r.ContentLength > max {
-		q.fail(fmt.Errorf("%w (%d bytes)", store.ErrTooLarge, max))
+	if err := q.h.st.CheckSize(q.r.ContentLength); err != nil {
+		q.fail(err)
 		return
 	}
 	info := store.Info{ContentType: q.r.Header.Get("Content-Type"), Size: q.r.ContentLength}
@@ -74,20 +73,12 @@ func (q *request) put() {
 		// metadata stay with it, as Apache keeps properties over a PUT.
 		info.Props, info.Meta, info.DocID, info.MediaID = old.Props, old.Meta, old.DocID, old.MediaID
 	}
-	up, err := q.h.st.NewUpload()
+	up, err := q.h.st.Receive(q.r.Body, q.r.ContentLength)
 	if err != nil {
 		q.fail(err)
 		return
 	}
 	defer up.Abort()
-	var body io.Reader = q.r.Body
-	if max := q.h.opts.MaxBody; max > 0 {
-		body = http.MaxBytesReader(q.w, q.r.Body, max)
-	}
-	if _, err := io.Copy(up, body); err != nil {
-		q.failBody(err)
-		return
-	}
 	o, err := up.Commit(ctx, q.key, info)
 	if err != nil {
 		q.fail(err)
@@ -105,32 +96,14 @@ func (q *request) put() {
 }
 
 // discard answers a PUT of junk that is not kept: the body is read (within
-// MaxBody) so that the client sees its upload go through, and thrown away.
-// A junk file stored before hide mode is left as it was.
+// the store's maximum) so that the client sees its upload go through, and
+// thrown away. A junk file stored before hide mode is left as it was.
 func (q *request) discard() {
-	if max := q.h.opts.MaxBody; max > 0 && q.r.ContentLength > max {
-		q.fail(fmt.Errorf("%w (%d bytes)", store.ErrTooLarge, max))
-		return
-	}
-	var body io.Reader = q.r.Body
-	if max := q.h.opts.MaxBody; max > 0 {
-		body = http.MaxBytesReader(q.w, q.r.Body, max)
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		q.failBody(err)
-		return
-	}
-	q.w.WriteHeader(http.StatusCreated)
-}
-
-// failBody answers a PUT whose body could not be read whole: the client went
-// away or sent too much. Store errors keep their own status.
-func (q *request) failBody(err error) {
-	if s := statusOf(err); s != http.StatusInternalServerError {
+	if err := q.h.st.Discard(q.r.Body, q.r.ContentLength); err != nil {
 		q.fail(err)
 		return
 	}
-	q.fail(fmt.Errorf("%w: reading the body: %v", errBadRequest, err))
+	q.w.WriteHeader(http.StatusCreated)
 }
 
 // ocMtime reads X-OC-Mtime, the ownCloud header in which rclone and the

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/attachd/attachd/server/auth"
+	"github.com/attachd/attachd/server/status"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -41,7 +42,6 @@ type Handler struct {
 	Store     *store.Store
 	Base64    string   // Base64Auto, Base64Always or Base64Never
 	KeyParams []string // query parameters that extend the key; nil: DefaultKeyParams
-	MaxBody   int64    // largest request body; 0: no limit
 	// MaxFetchMeta bounds the fetch query metadata kept per object, in
 	// bytes of JSON; 0: DefaultMaxFetchMeta.
 	MaxFetchMeta int64
@@ -146,23 +146,6 @@ func (h *Handler) hasKeyParam(params []Param) bool {
 // errBadRequest marks errors that are the client's fault.
 var errBadRequest = errors.New("bad request")
 
-// bodyError marks an error reading the request body: the client went away
-// or sent less than it said.
-type bodyError struct{ err error }
-
-func (e bodyError) Error() string { return "reading request body: " + e.err.Error() }
-func (e bodyError) Unwrap() error { return e.err }
-
-type bodyReader struct{ r io.Reader }
-
-func (b bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = bodyError{err}
-	}
-	return n, err
-}
-
 func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u := auth.FromContext(ctx)
@@ -177,15 +160,11 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if h.MaxBody > 0 && r.ContentLength > h.MaxBody {
-		h.fail(w, r, fmt.Errorf("%w (%d bytes)", store.ErrTooLarge, h.MaxBody))
+	if err := h.Store.CheckSize(r.ContentLength); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	var body io.Reader = r.Body
-	if h.MaxBody > 0 {
-		body = http.MaxBytesReader(w, r.Body, h.MaxBody)
-	}
-	body = bodyReader{body}
+	body := store.ClientBody(r.Body)
 	meta := map[string]any{}
 	if len(params) > 0 {
 		meta["store_query"] = QueryToJSON(params)
@@ -243,14 +222,11 @@ func (h *Handler) storeRaw(ctx context.Context, key string, body io.Reader, r *h
 	if key == "" {
 		return store.Object{}, fmt.Errorf("%w: no path to store at", errBadRequest)
 	}
-	up, err := h.Store.NewUpload()
+	up, err := h.Store.Receive(body, r.ContentLength)
 	if err != nil {
 		return store.Object{}, err
 	}
 	defer up.Abort()
-	if _, err := io.Copy(up, body); err != nil {
-		return store.Object{}, err
-	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/octet-stream"
@@ -493,29 +469,24 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	http.Error(w, msg, code)
 }
 
-// Status maps an error to a status code and a short message for the client.
+// Status maps an error to a status code and a short message for the client:
+// the Kazoo contract's own errors, then the store's (server/status), held
+// to the codes Kazoo's storage handler maps (docs/kazoo.md §5).
 func Status(err error) (int, string) {
-	var mbe *http.MaxBytesError
-	var be bodyError
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, store.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, "request body too large"
-	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, "not found"
-	case errors.Is(err, store.ErrShortBody):
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrNotBase64), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, err.Error()
-	case errors.As(err, &be):
-		return http.StatusBadRequest, "incomplete request body"
-	case errors.Is(err, ErrMalformed), errors.Is(err, ErrNotBase64), errors.Is(err, errBadRequest), errors.Is(err, store.ErrInvalidKey):
-		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, store.ErrConflict):
-		return http.StatusConflict, err.Error()
-	case errors.Is(err, store.ErrNoSpace):
-		return http.StatusInsufficientStorage, "no space left on the server's disk"
-	case errors.Is(err, store.ErrUnavailable):
-		return http.StatusServiceUnavailable, "storage backend unavailable; try again"
-	case errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, "server shutting down"
+	}
+	code, msg := status.Of(err)
+	switch code {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge,
+		http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusInsufficientStorage:
+		return code, msg
+	case http.StatusLocked, http.StatusPreconditionFailed:
+		// A WebDAV lock or an existing folder in the way of a Kazoo store.
+		return http.StatusConflict, msg
+	case http.StatusRequestTimeout:
+		return http.StatusBadRequest, msg
 	}
 	return http.StatusInternalServerError, "internal error; see the server log"
 }
