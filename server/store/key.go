@@ -160,3 +160,29 @@ func Parents(key string) []string {
 	}
 	return ps
 }
+
+// UnescapeKey returns key with every segment decoded, for messages and display.
+func UnescapeKey(key string) string {
+	out := ""
+	for i, seg := range splitKey(key) {
+		if i > 0 {
+			out += "/"
+		}
+		out += UnescapeSegment(seg)
+	}
+	return out
+}
+
+func join(dir, key string) string {
+	if key == "" {
+		return dir
+	}
+	return dir + "/" + key
+}
+
+func splitKey(key string) []string {
+	if key == "" {
+		return nil
+	}
+	return strings.Split(key, "/")
+}

@@ -8,17 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"strings"
-
-	"github.com/attachd/attachd/server/index"
 )
-
-func splitKey(key string) []string {
-	if key == "" {
-		return nil
-	}
-	return strings.Split(key, "/")
-}
 
 // Stat returns the object stored at key, or ErrNotFound.
 func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
@@ -112,30 +102,4 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 		return nil, fmt.Errorf("open blob of %q: %w", UnescapeKey(o.Key), err)
 	}
 	return f, nil
-}
-
-type (
-	// Entry is one child of a folder.
-	Entry = index.Entry
-	// Dir is a folder: explicit (made by MKCOL) or implied by the keys below it.
-	Dir = index.Dir
-)
-
-// StatDir returns the folder at key; "" is the root and always exists.
-func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
-	if key == "" {
-		return Dir{}, nil
-	}
-	return lookup(s.idx.Dir(ctx, key))
-}
-
-// List returns the children of the folder at key, folders first, each group
-// in key order. It reads the index only: no file is opened.
-func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
-	var out []Entry
-	err := s.idx.List(ctx, key, index.AllFields, func(e Entry) error {
-		out = append(out, e)
-		return nil
-	})
-	return out, err
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -117,31 +116,6 @@ func (s *Store) moveToLost(key string) error {
 		return fmt.Errorf("move sidecar of %q to lost/: %w", UnescapeKey(key), mapErr(err))
 	}
 	return s.syncDir(join("objects", parent))
-}
-
-func (s *Store) readSidecar(key string) (Object, error) {
-	b, err := s.root.ReadFile("objects/" + key)
-	if err != nil {
-		return Object{}, err
-	}
-	return decodeSidecar(key, b)
-}
-
-func decodeSidecar(key string, b []byte) (Object, error) {
-	var sc sidecar
-	if err := json.Unmarshal(b, &sc); err != nil {
-		return Object{}, fmt.Errorf("decode sidecar: %w", err)
-	}
-	if sc.Format != 1 || len(sc.Blob) < 3 || strings.ContainsAny(sc.Blob, "/\\.") {
-		return Object{}, fmt.Errorf("not an attachd sidecar (format %d)", sc.Format)
-	}
-	o := Object{Key: key, Blob: sc.Blob, Size: sc.Size, SHA256: sc.SHA256, ContentType: sc.ContentType,
-		DocID: sc.DocID, MediaID: sc.MediaID, Meta: sc.Meta, Props: sc.Props,
-		Created: sc.Created, Updated: sc.Updated, ModTime: sc.ModTime}
-	if o.ModTime.IsZero() {
-		o.ModTime = o.Updated
-	}
-	return o, nil
 }
 
 // sweepBlobs removes blob files no object names: versions replaced or deleted

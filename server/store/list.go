@@ -2,34 +2,34 @@ package store
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/attachd/attachd/server/index"
 )
 
-// UpdateDir changes the WebDAV dead properties or the modification time of
-// the folder at key. Folders have no sidecar, so these live in the index only;
-// reindex keeps them for folders that still exist. fn returns false to leave
-// the folder as it was. The root has no record and cannot be updated.
-func (s *Store) UpdateDir(ctx context.Context, key string, fn func(*Dir) bool) (Dir, error) {
-	s.tree.RLock()
-	defer s.tree.RUnlock()
+type (
+	// Entry is one child of a folder.
+	Entry = index.Entry
+	// Dir is a folder: explicit (made by MKCOL) or implied by the keys below it.
+	Dir = index.Dir
+)
+
+// StatDir returns the folder at key; "" is the root and always exists.
+func (s *Store) StatDir(ctx context.Context, key string) (Dir, error) {
 	if key == "" {
-		return Dir{}, fmt.Errorf("%w: the root folder has no properties", ErrConflict)
+		return Dir{}, nil
 	}
-	d, err := s.StatDir(ctx, key)
-	if err != nil {
-		return d, err
-	}
-	n := d
-	if !fn(&n) {
-		return d, nil
-	}
-	n.Key = key
-	if err := s.update(ctx, func(tx index.Tx) error { return tx.UpdateDir(n) }); err != nil {
-		return d, fmt.Errorf("update folder %q: %w", UnescapeKey(key), err)
-	}
-	return n, nil
+	return lookup(s.idx.Dir(ctx, key))
+}
+
+// List returns the children of the folder at key, folders first, each group
+// in key order. It reads the index only: no file is opened.
+func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
+	var out []Entry
+	err := s.idx.List(ctx, key, index.AllFields, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }
 
 // WalkObjects calls fn for every object at or below the folder prefix ("" for

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Open opens (creating if needed) the data directory dir. It takes an
+// exclusive lock on it, removes uploads left by a previous process, and
+// reconciles the index with the objects tree if that process did not stop
+// cleanly.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
+		remote: opts.Remote}
+	s.writes = newWrites(s, opts)
+	s.sinks = s.writes.sinks(s.sinks)
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	if err := s.open(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	lock, err := s.root.OpenFile("lock", os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	s.lock = lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(lock, 32))
+		return fmt.Errorf("data directory %s is in use by another attachd (pid %s)", s.dir, pid)
+	}
+	lock.Truncate(0)
+	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+
+	for _, d := range []string{"objects", "blobs", "tmp"} {
+		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for i := 0; i < 256; i++ {
+		d := fmt.Sprintf("blobs/%02x", i)
+		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		// Reads open a blob with one openat in its shard, not a walk from
+		// the top of the data directory.
+		shard, err := s.root.OpenRoot(d)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", d, err)
+		}
+		s.shards[i] = shard
+	}
+	if err := s.sweepTemp(); err != nil {
+		return err
+	}
+	idx, fresh, err := s.openCheckedIndex()
+	if err != nil {
+		return err
+	}
+	s.idx = idx
+	_, cleanErr := s.root.Stat("clean-shutdown")
+	if fresh || cleanErr != nil {
+		// The index may lag the objects tree by the stores that were between
+		// their sidecar rename and their index commit when the process died.
+		start := time.Now()
+		n, err := s.rebuild(context.Background())
+		if err != nil {
+			return fmt.Errorf("reconcile index after unclean stop: %w", err)
+		}
+		if n > 0 || !fresh {
+			s.log.Info("index reconciled with the data directory", "objects", n, "duration", time.Since(start))
+		}
+	}
+	if err := s.root.Remove("clean-shutdown"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove clean-shutdown marker: %w", err)
+	}
+	return s.syncDir(".")
+}
+
+// Close closes the index, marks the data directory as cleanly stopped and
+// releases it. Uploads still in flight must have finished.
+func (s *Store) Close() error {
+	var errs []error
+	if s.idx != nil {
+		if err := s.idx.Close(); err != nil {
+			errs = append(errs, err)
+		} else if s.inDoubt.Load() {
+			s.log.Warn("not marking the data directory clean: a change is in doubt; the next start reconciles it")
+		} else if err := s.root.WriteFile("clean-shutdown", nil, 0o640); err != nil {
+			errs = append(errs, fmt.Errorf("write clean-shutdown marker: %w", err))
+		} else {
+			errs = append(errs, s.syncDir("."))
+		}
+		s.idx = nil
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	for i, sh := range s.shards {
+		if sh != nil {
+			errs = append(errs, sh.Close())
+			s.shards[i] = nil
+		}
+	}
+	errs = append(errs, s.root.Close())
+	return errors.Join(errs...)
+}
+
+func (s *Store) sweepTemp() error {
+	entries, err := fs.ReadDir(s.root.FS(), "tmp")
+	if err != nil {
+		return fmt.Errorf("read tmp: %w", err)
+	}
+	for _, e := range entries {
+		if err := s.root.RemoveAll("tmp/" + e.Name()); err != nil {
+			return fmt.Errorf("remove stale upload: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		s.log.Info("removed uploads left by an earlier process", "count", len(entries))
+	}
+	return nil
+}

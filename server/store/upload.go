@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+)
+
+// Upload is a new object's bytes on their way to the disk. Write the bytes,
+// then Commit them under a key, or Abort. Nothing is visible before Commit.
+type Upload struct {
+	s    *Store
+	f    *os.File
+	name string
+	h    hash.Hash
+	n    int64
+	err  error
+	done bool
+}
+
+// NewUpload starts an upload in the data directory's tmp folder, so that
+// its commit is a rename on the same filesystem.
+func (s *Store) NewUpload() (*Upload, error) {
+	name := "tmp/" + newVersion()
+	f, err := s.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create upload file: %w", mapErr(err))
+	}
+	return &Upload{s: s, f: f, name: name, h: sha256.New()}, nil
+}
+
+// Write appends p to the upload, hashing and counting it.
+func (u *Upload) Write(p []byte) (int, error) {
+	if u.err != nil {
+		return 0, u.err
+	}
+	if u.s.maxSize > 0 && u.n+int64(len(p)) > u.s.maxSize {
+		u.err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, u.s.maxSize)
+		return 0, u.err
+	}
+	var n int
+	var err error
+	if len(p) >= parallelHash {
+		// SHA-256 runs at about the speed of the disk: hash on another core
+		// while the bytes are written.
+		done := make(chan struct{})
+		go func() { u.h.Write(p); close(done) }()
+		n, err = u.f.Write(p)
+		<-done
+	} else {
+		n, err = u.f.Write(p)
+		u.h.Write(p[:n])
+	}
+	u.n += int64(n)
+	if err != nil {
+		u.err = fmt.Errorf("write upload: %w", mapErr(err))
+	}
+	return n, u.err
+}
+
+// parallelHash is the smallest write whose hashing is worth a goroutine.
+const parallelHash = 64 << 10
+
+// ReadFrom copies r into the upload with two pooled buffers: while one is
+// hashed and written, the next is read. io.Copy uses it, so a request body
+// is neither read with a small buffer nor copied through an allocation.
+func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
+	ap, bp := u.s.bufs.Get().(*[]byte), u.s.bufs.Get().(*[]byte)
+	defer u.s.bufs.Put(ap)
+	defer u.s.bufs.Put(bp)
+	cur, next := *ap, *bp
+	var total int64
+	n, rerr := io.ReadFull(r, cur)
+	for n > 0 {
+		written := make(chan error, 1)
+		go func(p []byte) { _, err := u.Write(p); written <- err }(cur[:n])
+		var m int
+		var nerr error
+		if rerr == nil {
+			m, nerr = io.ReadFull(r, next)
+		}
+		if werr := <-written; werr != nil {
+			return total, werr
+		}
+		total += int64(n)
+		if rerr != nil {
+			break
+		}
+		cur, next, n, rerr = next, cur, m, nerr
+	}
+	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		return total, nil
+	}
+	return total, rerr
+}
+
+// Abort discards the upload. It is safe to call after Commit, and more than once.
+func (u *Upload) Abort() {
+	if u.done {
+		return
+	}
+	u.done = true
+	u.f.Close()
+	u.s.root.Remove(u.name)
+}
+
+// Info describes an object being committed.
+type Info struct {
+	ContentType string
+	DocID       string
+	MediaID     string
+	Meta        json.RawMessage
+	Props       json.RawMessage
+	ModTime     time.Time // zero: now
+	// Size is the length the sender declared (Content-Length), or -1. A
+	// different number of bytes received is ErrShortBody and nothing is stored.
+	Size int64
+}
+
+// Commit makes the upload the current version of key: it fsyncs the bytes,
+// moves them into place, writes the object's sidecar (the commit point) and
+// indexes it. An earlier version of key is replaced atomically.
+func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, error) {
+	defer u.Abort()
+	if u.err != nil {
+		return Object{}, u.err
+	}
+	if info.Size >= 0 && u.n != info.Size {
+		return Object{}, fmt.Errorf("%w: got %d of %d bytes", ErrShortBody, u.n, info.Size)
+	}
+	if key == "" {
+		return Object{}, fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	// The blob takes its final name at once: no object names it until the
+	// sidecar does, so it may be visible before it is durable. Making it
+	// durable (file, then folder) runs beside the writing of the sidecar;
+	// both finish before the sidecar's rename, the commit point.
+	blob := newVersion()
+	err := failpoint("blob-rename")
+	if err == nil {
+		err = u.s.root.Rename(u.name, blobPath(blob))
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("move upload into place: %w", mapErr(err))
+	}
+	u.done = true
+	defer u.f.Close()
+	durable := func() error {
+		err := failpoint("blob-fsync")
+		if err == nil {
+			err = fsync(u.f)
+		}
+		if err != nil {
+			return fmt.Errorf("fsync upload: %w", mapErr(err))
+		}
+		if err := u.f.Close(); err != nil {
+			return fmt.Errorf("close upload: %w", mapErr(err))
+		}
+		return u.s.syncDir(blobPath(blob)[:len("blobs/xx")])
+	}
+	now := time.Now()
+	o := Object{
+		Key: key, Blob: blob, Size: u.n, SHA256: hex.EncodeToString(u.h.Sum(nil)),
+		ContentType: info.ContentType, DocID: info.DocID, MediaID: info.MediaID,
+		Meta: info.Meta, Props: info.Props, Created: now, Updated: now, ModTime: info.ModTime,
+	}
+	if o.ModTime.IsZero() {
+		o.ModTime = now
+	}
+	if err := u.s.commit(ctx, o, false, durable); err != nil {
+		if !isInDoubt(err) {
+			u.s.root.Remove(blobPath(blob))
+		}
+		return Object{}, err
+	}
+	return o, nil
+}
+
+// Put stores the bytes of r under key; see Upload.Commit.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, info Info) (Object, error) {
+	u, err := s.NewUpload()
+	if err != nil {
+		return Object{}, err
+	}
+	defer u.Abort()
+	if _, err := io.Copy(u, r); err != nil {
+		return Object{}, err
+	}
+	return u.Commit(ctx, key, info)
+}
