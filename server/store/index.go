@@ -82,6 +82,3 @@ func (s *Store) blobReferenced(ctx context.Context, blob string) bool {
 	ok, _ := s.idx.BlobInUse(ctx, blob)
 	return ok
 }
-
-// prefixRange returns the bounds of the keys strictly below dir.
-func prefixRange(dir string) (lo, hi string) { return index.Below(dir) }
