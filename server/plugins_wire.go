@@ -39,7 +39,7 @@ func (s *Server) startPlugins() error {
 	for _, h := range s.cfg.Hooks {
 		used[h] = s.cfg.Plugin[h]
 	}
-	if b := s.cfg.Storage.Backend; b != "local" {
+	if b := s.cfg.Storage.Backend; s.cfg.Storage.Remote() {
 		used[b] = s.cfg.Plugin[b]
 	}
 	if len(used) == 0 {

@@ -86,13 +86,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: log, Sinks: sinks(cfg)}
-	if cfg.Storage.Backend != "local" {
+	if cfg.Storage.Remote() {
 		b, err := s.plugins.Backend(cfg.Storage.Backend)
 		if err != nil {
 			s.plugins.Close()
 			return nil, fmt.Errorf("storage: %w", err)
 		}
-		opts.Remote, opts.Through = b, cfg.Storage.WriteMode == "through"
+		opts.Remote, opts.Through = b, cfg.Storage.WriteMode == store.WriteThrough
 	}
 	st, err := store.Open(cfg.DataDir, opts)
 	if err != nil {
@@ -140,7 +140,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 				body += " (" + p.LastError + ")"
 			}
 			body += "\n"
-			if p.Name == s.cfg.Storage.Backend && p.State != host.Ready && s.cfg.Storage.WriteMode == "through" {
+			if p.Name == s.cfg.Storage.Backend && p.State != host.Ready && s.cfg.Storage.WriteMode == store.WriteThrough {
 				ready = false
 			}
 		}
@@ -442,7 +442,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.dispatcher.Run(bg) }()
 	}
-	if s.cfg.Storage.Backend != "local" && s.cfg.Storage.WriteMode == "spool" {
+	if s.cfg.Storage.Remote() && s.cfg.Storage.WriteMode == store.WriteSpool {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.store.Replicate(bg) }()
 	}

@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/attachd/attachd/server/dav"
+	"github.com/attachd/attachd/server/kazoo"
+	"github.com/attachd/attachd/server/store"
 )
 
 // Config is the whole configuration. The zero value of every field is
@@ -75,18 +79,13 @@ type Metrics struct {
 	User      string   `toml:"user"`       // if set, scraping also needs this [[users]] login
 }
 
-// Kazoo configures the Kazoo side.
-type Kazoo struct {
-	Base64    string   `toml:"base64"`     // "auto", "always" or "never"
-	KeyParams []string `toml:"key_params"` // query parameters whose values extend the key
-}
-
-// DAV configures the WebDAV drive at /dav/.
-type DAV struct {
-	Enabled  bool   `toml:"enabled"`
-	ByDate   bool   `toml:"by_date"`
-	HideJunk string `toml:"hide_junk"` // "off", "hide" or "refuse"
-}
+// The Kazoo route's and the WebDAV drive's tables are their packages' own
+// types, which validate their values as they are decoded (kazoo.Config,
+// dav.Config); so is the write mode (store.WriteMode).
+type (
+	Kazoo = kazoo.Config
+	DAV   = dav.Config
+)
 
 // User is one login, for Kazoo and WebDAV alike.
 type User struct {
@@ -103,9 +102,12 @@ type Plugins struct {
 
 // Storage selects where object bytes live.
 type Storage struct {
-	Backend   string `toml:"backend"`    // "local" or a storage plugin's name
-	WriteMode string `toml:"write_mode"` // "spool" or "through"
+	Backend   string          `toml:"backend"`    // store.LocalBackend or a storage plugin's name
+	WriteMode store.WriteMode `toml:"write_mode"` // store.WriteSpool or store.WriteThrough
 }
+
+// Remote reports whether a storage plugin holds the bytes.
+func (s Storage) Remote() bool { return s.Backend != store.LocalBackend }
 
 // Plugin pins and configures one plugin.
 type Plugin struct {
@@ -149,9 +151,9 @@ func Default() Config {
 			MaxFetchMeta:    16 << 10,
 		},
 		Metrics: Metrics{AllowFrom: []string{}},
-		Kazoo:   Kazoo{Base64: "auto", KeyParams: []string{"path", "recording"}},
-		DAV:     DAV{Enabled: true, ByDate: true, HideJunk: "hide"},
-		Storage: Storage{Backend: "local", WriteMode: "spool"},
+		Kazoo:   kazoo.DefaultConfig(),
+		DAV:     dav.DefaultConfig(),
+		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool},
 	}
 }
 
@@ -311,16 +313,18 @@ func (c *Config) Validate() error {
 	default:
 		return keyErr("log.level", `want "debug", "info", "warn" or "error", got %q`, c.Log.Level)
 	}
-	switch c.Kazoo.Base64 {
-	case "auto", "always", "never":
-	default:
-		return keyErr("kazoo.base64", `want "auto", "always" or "never", got %q`, c.Kazoo.Base64)
+	if err := c.Kazoo.Validate(); err != nil {
+		key, msg, _ := strings.Cut(err.Error(), ": ")
+		return keyErr("kazoo."+key, "%s", msg)
 	}
-	switch c.DAV.HideJunk {
-	case "off", "hide", "refuse":
-	default:
-		return keyErr("dav.hide_junk", `want "off", "hide" or "refuse", got %q`, c.DAV.HideJunk)
+	if err := c.validateUsers(); err != nil {
+		return err
 	}
+	return c.validatePlugins()
+}
+
+// validateUsers checks the [[users]] tables and fills in their defaults.
+func (c *Config) validateUsers() error {
 	seen := map[string]bool{}
 	for i := range c.Users {
 		u := &c.Users[i]
@@ -350,10 +354,16 @@ func (c *Config) Validate() error {
 	if n := c.Metrics.User; n != "" && !seen[n] {
 		return keyErr("metrics.user", "%q is not the name of a [[users]] entry", n)
 	}
+	return nil
+}
+
+// validatePlugins checks the storage backend, the hooks and the plugin
+// tables they name.
+func (c *Config) validatePlugins() error {
 	if c.Storage.Backend == "" {
-		c.Storage.Backend = "local"
+		c.Storage.Backend = store.LocalBackend
 	}
-	if c.Storage.Backend != "local" {
+	if c.Storage.Remote() {
 		if !pluginName.MatchString(c.Storage.Backend) {
 			return keyErr("storage.backend", "%q is not a plugin name", c.Storage.Backend)
 		}
@@ -363,11 +373,6 @@ func (c *Config) Validate() error {
 		if c.Plugins.Dir == "" {
 			return keyErr("plugins.dir", "must be set to use storage backend %q", c.Storage.Backend)
 		}
-	}
-	switch c.Storage.WriteMode {
-	case "spool", "through":
-	default:
-		return keyErr("storage.write_mode", `want "spool" or "through", got %q`, c.Storage.WriteMode)
 	}
 	for _, h := range c.Hooks {
 		if _, ok := c.Plugin[h]; !ok {

@@ -26,13 +26,6 @@ import (
 	"github.com/attachd/attachd/server/store"
 )
 
-// Junk-file modes (Options.HideJunk).
-const (
-	JunkOff    = "off"    // treat OS junk like any other file
-	JunkHide   = "hide"   // leave it out of listings and discard writes of it
-	JunkRefuse = "refuse" // refuse to create it (403)
-)
-
 // Options configure a Handler.
 type Options struct {
 	Store *store.Store
@@ -42,8 +35,8 @@ type Options struct {
 	// reverse proxy, or "". Its path is put in front of every href, and
 	// Destination and If: URLs on its host are accepted.
 	PublicURL string
-	ByDate    bool   // serve the read-only @by-date view
-	HideJunk  string // JunkOff, JunkHide or JunkRefuse
+	ByDate    bool       // serve the read-only @by-date view
+	HideJunk  JunkPolicy // "": JunkHide
 	Log       *slog.Logger
 
 	// Limits on what one client can make the handler parse and keep. Zero

@@ -23,14 +23,6 @@ import (
 	"github.com/attachd/attachd/server/store"
 )
 
-// Base64 modes for the media part of a multipart store (kazoo-contract §1.1:
-// nothing in the request says whether Kazoo's base64_encode_data is on).
-const (
-	Base64Auto   = "auto"   // decode when the whole part is strict padded single-line base64
-	Base64Always = "always" // always decode; a part that is not base64 is refused
-	Base64Never  = "never"  // store the part as it came
-)
-
 // DefaultKeyParams are the query parameters whose values are part of the key,
 // for storage URLs that carry the path in the query (kazoo-contract §2:
 // `?path=/A/D/N`, `index.fu?key=abc123&recording=A/D/N`).
@@ -40,7 +32,7 @@ var DefaultKeyParams = []string{"path", "recording"}
 // it serves.
 type Handler struct {
 	Store     *store.Store
-	Base64    string   // Base64Auto, Base64Always or Base64Never
+	Base64    Base64Mode
 	KeyParams []string // query parameters that extend the key; nil: DefaultKeyParams
 	// MaxFetchMeta bounds the fetch query metadata kept per object, in
 	// bytes of JSON; 0: DefaultMaxFetchMeta.
