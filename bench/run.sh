@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: one interleaved benchmark run of attachd beside nginx's WebDAV modules
 # (ngx_http_dav_module + dav-ext) and Apache mod_dav (mod_dav_fs, event MPM), reproducing the
-# method of /work/shared/anchors-measured.md.
+# method the anchors were measured with (bench/README.md).
 # What it measures and how to read the table: bench/README.md.
 set -euo pipefail
 

@@ -289,7 +289,7 @@ func (s *Server) authenticate(route string, next http.Handler) http.Handler {
 			return
 		case err != nil && route == "dav" && r.Method == http.MethodOptions:
 			// Windows' mini-redirector gives up on a 401 to its first,
-			// unauthenticated OPTIONS (webdav-anchors §4.1). The WebDAV
+			// unauthenticated OPTIONS (docs/webdav-clients.md §4.1). The WebDAV
 			// handler answers it without a user.
 			next.ServeHTTP(w, r)
 			return

@@ -16,7 +16,7 @@ import (
 
 // viewName is the top folder of the read-only view that names recordings
 // for people: @by-date/<account>/<YYYY-MM-DD>/<HH.MM.SS> <caller> → <mailbox>.<ext>.
-// Kazoo's own keys are hex ids (kazoo-contract §2).
+// Kazoo's own keys are hex ids (docs/kazoo.md §2).
 const viewName = "@by-date"
 
 // viewPath is a position in the view, decoded.
@@ -136,7 +136,7 @@ func dedupe(es []viewEntry) []viewEntry {
 }
 
 // accountFromKey finds the Kazoo account id in a key: the first segment that
-// is 32 hex digits, as {arg:account_id} leads Kazoo's default path (kazoo-contract §2).
+// is 32 hex digits, as {arg:account_id} leads Kazoo's default path (docs/kazoo.md §2).
 func accountFromKey(key string) string {
 	for _, s := range strings.Split(key, "/") {
 		if len(s) == 32 && strings.Trim(strings.ToLower(s), "0123456789abcdef") == "" {

@@ -9,7 +9,7 @@
 // Handler: x/net's PUT truncates in place and cannot tell an aborted upload
 // from a finished one, its LockSystem cannot express shared locks, it ignores
 // ETags and Not in If: headers, and its PROPFIND opens and stats every child
-// (webdav-anchors §3.1–3.8). Each of those would have to be intercepted before
+// (docs/webdav-clients.md §3.1–3.8). Each of those would have to be intercepted before
 // x/net saw the request, leaving it nothing to do. The package still speaks
 // x/net's vocabulary where it fits: If: conditions are webdav.Condition values.
 package dav
@@ -140,7 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u := auth.FromContext(r.Context())
 	if r.Method == http.MethodOptions {
 		// Answered before anything is looked up: Windows' mini-redirector
-		// sends its first OPTIONS without credentials (webdav-anchors §4.1).
+		// sends its first OPTIONS without credentials (docs/webdav-clients.md §4.1).
 		h.options(w, r)
 		return
 	}

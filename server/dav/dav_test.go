@@ -140,7 +140,7 @@ func TestOptionsWithoutUser(t *testing.T) {
 func TestKazooPropsAndView(t *testing.T) {
 	ts := newTestServer(t, Options{ByDate: true})
 	const acct = "4e3005310add6229778caf6babfe7cfb"
-	// 2026-11-25 10:20:30 UTC in Gregorian seconds (kazoo-contract §4).
+	// 2026-11-25 10:20:30 UTC in Gregorian seconds (docs/kazoo.md §4).
 	greg := time.Date(2026, 11, 25, 10, 20, 30, 0, time.UTC).Unix() + 62167219200
 	meta := `{"fetch_query":{"caller_id_name":"Alice: \"A\"/B","caller_id_number":"1001","mailbox":"2000","timestamp":"` +
 		strconv.FormatInt(greg, 10) + `","length":"4200","folder":"new","media_id":"m1"}}`

@@ -42,7 +42,7 @@ func (q *request) get() {
 // so http.ServeContent never sniffs; the ETag is the same strong tag PUT
 // answered and PROPFIND lists, so If-Range and If-None-Match work with it.
 // Ranges are honoured here, on the WebDAV side only: the Kazoo route never
-// answers 206 (kazoo-contract §4).
+// answers 206 (docs/kazoo.md §4).
 func (q *request) serveObject(f store.ReadSeekCloser, o store.Object) {
 	h := q.w.Header()
 	h.Set("ETag", o.ETag())
@@ -54,7 +54,7 @@ func (q *request) serveObject(f store.ReadSeekCloser, o store.Object) {
 }
 
 // listing answers GET on a collection with a plain HTML index rather than
-// x/net/webdav's 405 (webdav-anchors §3.10): a browser pointed at a share
+// x/net/webdav's 405 (docs/webdav-clients.md §3.10): a browser pointed at a share
 // link then shows the files, and their links download them; lftp and other
 // clients without PROPFIND list folders from it. It reads the listing
 // PROPFIND reads (and its cache), and is streamed the same way.

@@ -8,7 +8,7 @@ import (
 
 // isJunk reports whether a file name is metadata an OS scatters over network
 // drives: Finder's .DS_Store and AppleDouble ._* files, Windows' Thumbs.db
-// and desktop.ini (webdav-anchors §4.4, §4.10; hacdias/webdav #221).
+// and desktop.ini (docs/webdav-clients.md §4.4, §4.10; hacdias/webdav #221).
 func isJunk(name string) bool {
 	switch strings.ToLower(name) {
 	case ".ds_store", "thumbs.db", "desktop.ini":

@@ -28,7 +28,7 @@ const maxLocks = 64
 // lock answers LOCK (RFC 4918 §9.10): a new exclusive or shared write lock,
 // or with no body the refresh of one named in the If: header. LOCK on an
 // unmapped URL creates an empty resource and answers 201 (§7.3), which
-// davfs2 and Finder rely on before their PUT (webdav-anchors §4.5).
+// davfs2 and Finder rely on before their PUT (docs/webdav-clients.md §4.5).
 func (q *request) lock() {
 	ctx := q.r.Context()
 	body, err := q.readXMLBody()

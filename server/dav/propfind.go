@@ -72,7 +72,7 @@ func (q *request) propfind() {
 	if self.dir && d == 1 {
 		// One index listing (or its cached copy): nothing per child is
 		// opened, stat'ed or sniffed (x/net/webdav does all three:
-		// webdav-anchors §3.3). Without cancellation: modernc.org/sqlite
+		// docs/webdav-clients.md §3.3). Without cancellation: modernc.org/sqlite
 		// arms an interrupt watch on every row step for a cancellable context.
 		kids, err := q.h.lists.list(context.WithoutCancel(q.r.Context()), q.h.st, q.key, pf.wantsMeta())
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 // nsWin32 is the namespace of the Win32* properties Windows' mini-redirector
-// PROPPATCHes after every upload (webdav-anchors §4.3).
+// PROPPATCHes after every upload (docs/webdav-clients.md §4.3).
 const nsWin32 = "urn:schemas-microsoft-com:"
 
 // proppatch answers PROPPATCH (RFC 4918 §9.2): dead properties are kept with

@@ -14,7 +14,7 @@ import (
 // put answers PUT (RFC 4918 §9.7) atomically: the body goes to a store
 // upload, and only a body that arrived whole, with as many bytes as
 // Content-Length said, is committed (x/net/webdav truncates the file first
-// and writes in place: webdav-anchors §3.1). The old version stays until the
+// and writes in place: docs/webdav-clients.md §3.1). The old version stays until the
 // commit replaces it in one step. 201 for a new resource, 204 for an overwrite.
 func (q *request) put() {
 	ctx := q.r.Context()

@@ -7,7 +7,7 @@ import (
 
 // quota returns the free and used bytes of the filesystem holding the data
 // directory, for the RFC 4331 properties. Clients show these as the drive's
-// free space; without them they show 0 or exabytes (webdav-anchors §3.9).
+// free space; without them they show 0 or exabytes (docs/webdav-clients.md §3.9).
 func quota(dir string) (avail, used uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {

@@ -17,7 +17,7 @@ const (
 // read whole to be parsed, and checks it (checkXML) before anything parses
 // it for meaning. A body over Options.MaxXMLBody is refused with 413, as
 // Apache's LimitXMLRequestBody does (x/net/webdav sets no limit:
-// webdav-anchors §3.12). An empty body is nil.
+// docs/webdav-clients.md §3.12). An empty body is nil.
 func (q *request) readXMLBody() ([]byte, error) {
 	max := q.h.opts.MaxXMLBody
 	if q.r.ContentLength > max {

@@ -39,7 +39,7 @@ const placeholderHost = "kazoo-storage.invalid:37635"
 // kazooBase is the scheme and authority of every URL in the captures.
 const kazooBase = "http://" + placeholderHost
 
-// The identifiers of kazoo-contract §2's worked examples.
+// The identifiers of docs/kazoo.md §2's worked examples.
 const (
 	acctA   = "4e3005310add6229778caf6babfe7cfb"
 	docD    = "202004-03b64407c4f1f83340a9ef39fc0d02d8"
@@ -90,7 +90,7 @@ func mediaFor(label, ext string) []byte {
 }
 
 // boundaryFor is a cowlib 2.x multipart boundary: 48 random bytes in
-// unpadded base64url, 64 characters (kazoo-contract §1.1).
+// unpadded base64url, 64 characters (docs/kazoo.md §1.1).
 func boundaryFor(label string) string {
 	return base64.RawURLEncoding.EncodeToString(pseudoRandom(label+"/boundary", 48))
 }
@@ -133,7 +133,7 @@ func voicemailDoc(id string) kazooDoc {
 
 // recordingDoc is a call_recording doc; owner "" leaves owner_id empty.
 // Its custom_channel_vars, tags and empty labels exercise the nested,
-// array and "&&" forms of the fetch query (kazoo-contract §4.3).
+// array and "&&" forms of the fetch query (docs/kazoo.md §4.3).
 func recordingDoc(id, owner string) kazooDoc {
 	return kazooDoc{
 		DB:        modbDB,
@@ -190,7 +190,7 @@ func faxDoc(id string) kazooDoc {
 	}
 }
 
-// probeDoc is the storage_settings_probe doc of kazoo-contract §3; account
+// probeDoc is the storage_settings_probe doc of docs/kazoo.md §3; account
 // is "system_data" for the global /v2/storage probe.
 func probeDoc(account string) kazooDoc {
 	return kazooDoc{
@@ -205,7 +205,7 @@ func probeDoc(account string) kazooDoc {
 	}
 }
 
-// probeName and probeBody are the probe attachment (kazoo-contract §3).
+// probeName and probeBody are the probe attachment (docs/kazoo.md §3).
 const (
 	probeName = probeR + "_test_credentials_file.txt"
 	probeBody = "some random content: " + probeR
@@ -213,7 +213,7 @@ const (
 
 // A scenario is one attachment stored by Kazoo and fetched back. It yields
 // the captures NAME.store.http, NAME.get-exact.http (the GET of Kazoo ≤
-// 4.3.105, the stored URL verbatim) and NAME.get-4.3.106.http (kazoo-contract
+// 4.3.105, the stored URL verbatim) and NAME.get-4.3.106.http (docs/kazoo.md
 // §4), and the media file media/NAME.EXT that every GET must return.
 type scenario struct {
 	Name        string
@@ -290,7 +290,7 @@ func plainURL(url, verb string) storageSettings {
 	return storageSettings{URL: kazooBase + url, Verb: verb}
 }
 
-// shapeScenarios are the URL shapes of kazoo-contract §2's example table,
+// shapeScenarios are the URL shapes of docs/kazoo.md §2's example table,
 // plus the record_call and inbound fax layouts of §5.
 func shapeScenarios() []scenario {
 	vm := voicemailDoc(docD)
@@ -662,7 +662,7 @@ func generateCaptures() map[string][]byte {
 const captureIndexHeader = `# Kazoo request captures
 
 Raw HTTP/1.1 requests exactly as Kazoo's OTP httpc writes them (see
-/work/shared/kazoo-contract.md and server/e2e): lowercase header names in
+docs/kazoo.md and server/e2e): lowercase header names in
 httpc's order (content-type, content-length, te, host, authorization,
 connection), CRLF line endings, byte-exact bodies. Every URL names the host
 ` + "`" + placeholderHost + "`" + `; the replay in server/e2e rewrites that one header and
@@ -730,7 +730,7 @@ func TestGenerateCaptures(t *testing.T) {
 }
 
 // TestKazooURLRules checks the generator against the worked examples of
-// kazoo-contract §2 and §4, so that the captures are what Kazoo sends.
+// docs/kazoo.md §2 and §4, so that the captures are what Kazoo sends.
 func TestKazooURLRules(t *testing.T) {
 	A, D, N := acctA, docD, nameN
 	tests := []struct {

@@ -28,7 +28,7 @@ func tmpSize(dataDir string) int64 {
 // TestCrashMidUpload starts a 500 MiB PUT, kills attachd with SIGKILL once
 // about 100 MiB are in, and restarts it on the same data directory: the key
 // must be absent (or its earlier version intact, by SHA-256) and tmp/ empty
-// (design invariant 2).
+// (docs/design.md, invariant 2).
 func TestCrashMidUpload(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -87,7 +87,7 @@ func TestCrashMidUpload(t *testing.T) {
 }
 
 // TestCrashAfterCreated kills attachd with SIGKILL right after it answered
-// 201: a 2xx means durable (design invariant 1), so the object, new or
+// 201: a 2xx means durable (docs/design.md, invariant 1), so the object, new or
 // overwritten, must be there after a restart.
 func TestCrashAfterCreated(t *testing.T) {
 	t.Parallel()

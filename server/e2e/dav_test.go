@@ -110,7 +110,7 @@ func davDo(t *testing.T, method, url string, hdr map[string]string, body []byte)
 }
 
 // davKazooPut stores body the way Kazoo does: a raw PUT on the Kazoo route,
-// with the voicemail's metadata in the query (kazoo-contract §2, §4).
+// with the voicemail's metadata in the query (docs/kazoo.md §2, §4).
 func davKazooPut(t *testing.T, s *server, key string, body []byte, query string) {
 	t.Helper()
 	code, _, b := davDo(t, "PUT", "http://"+s.Addr+"/"+key+"?"+query, map[string]string{"Content-Type": "audio/mpeg"}, body)
@@ -399,7 +399,7 @@ func TestDAVKazooInterop(t *testing.T) {
 	t.Parallel()
 	srv := davStart(t, "")
 	at := time.Date(2026, 11, 25, 14, 3, 9, 0, time.UTC)
-	greg := at.Unix() + 62167219200 // Kazoo's Gregorian seconds (kazoo-contract §4)
+	greg := at.Unix() + 62167219200 // Kazoo's Gregorian seconds (docs/kazoo.md §4)
 	media := davRandom(t, 48_000)
 	davKazooPut(t, srv, davAcct+"/201911-abc/vm.mp3", media,
 		"caller_id_name=Dave+Smith&caller_id_number=%2B15551234&mailbox=4000&length=7300&folder=new&timestamp="+strconv.FormatInt(greg, 10))

@@ -10,12 +10,12 @@ import (
 )
 
 // This file models the Kazoo side of the wire: documents, storage settings,
-// the URL rules of kazoo-contract §2 and §4 and the bytes OTP httpc writes.
+// the URL rules of docs/kazoo.md §2 and §4 and the bytes OTP httpc writes.
 // The capture generator (capture_test.go) is its only user; tests replay the
 // committed captures and never rebuild a request from this model.
 
 // A member is one key of a JSON object, kept in document order because the
-// fetch query string (kazoo-contract §4.3) follows document order.
+// fetch query string (docs/kazoo.md §4.3) follows document order.
 type member struct {
 	Key   string
 	Value any // string, int, bool, object or []any
@@ -90,7 +90,7 @@ func (d kazooDoc) publicWithID() object {
 
 // queryObject is what Kazoo ≥ 4.3.106 serialises into the fetch query string:
 // the "metadata" object if the doc has one, else all public fields plus id
-// (kazoo-contract §4.3).
+// (docs/kazoo.md §4.3).
 func (d kazooDoc) queryObject() object {
 	if md, ok := d.Public.get("metadata"); ok {
 		if o, ok := md.(object); ok {
@@ -100,7 +100,7 @@ func (d kazooDoc) queryObject() object {
 	return d.publicWithID()
 }
 
-// A urlField is one entry of a storage plan's field_list (kazoo-contract §2.4).
+// A urlField is one entry of a storage plan's field_list (docs/kazoo.md §2.4).
 // Exactly one of Arg, Field, Group or Const is meaningful; a bare string in
 // the plan is a Const.
 type urlField struct {
@@ -110,7 +110,7 @@ type urlField struct {
 	Const string // inserted verbatim
 }
 
-// defaultFields is kz_att_util:default_format_url_fields (kazoo-contract §2.3).
+// defaultFields is kz_att_util:default_format_url_fields (docs/kazoo.md §2.3).
 var defaultFields = []urlField{{Arg: "account_id"}, {Field: "owner_id"}, {Arg: "id"}, {Arg: "attachment"}}
 
 // storageSettings are the settings of one http attachment handler.
@@ -139,7 +139,7 @@ func (s storageSettings) separator() string {
 }
 
 // segment is the client segment kz_att_util:format_url builds for one
-// attachment (kazoo-contract §2.4).
+// attachment (docs/kazoo.md §2.4).
 func (s storageSettings) segment(d kazooDoc, aname string) string {
 	var vals []string
 	for _, f := range s.fields() {
@@ -202,7 +202,7 @@ func evalField(f urlField, d kazooDoc, aname string) (string, bool) {
 
 // httpURIEncode is OTP http_uri:encode as Kazoo uses it for arg and field
 // values: only these bytes and space are escaped, everything else (UTF-8,
-// control bytes, !$()*~) passes raw (kazoo-contract §2.4).
+// control bytes, !$()*~) passes raw (docs/kazoo.md §2.4).
 func httpURIEncode(s string) string {
 	const reserved = ";:@&=+,/?#[]<>\"{}|\\'^% "
 	var b strings.Builder
@@ -263,7 +263,7 @@ func queryValue(v any) string {
 	return b.String()
 }
 
-// kazooQueryString is kz_http_util:json_to_querystring (kazoo-contract §4.3):
+// kazooQueryString is kz_http_util:json_to_querystring (docs/kazoo.md §4.3):
 // keys raw, nested objects as key[sub]=v, arrays as key[]=v, and an empty
 // object or array leaving an empty element between two '&'.
 func kazooQueryString(o object) string {
@@ -393,13 +393,13 @@ func baseSeparator(u string) string {
 	return ""
 }
 
-// putURL is the URL Kazoo stores to (kazoo-contract §2.6).
+// putURL is the URL Kazoo stores to (docs/kazoo.md §2.6).
 func putURL(s storageSettings, d kazooDoc, aname string) string {
 	base := strings.TrimRight(s.URL, "/")
 	return base + baseSeparator(base) + s.segment(d, aname)
 }
 
-// fetchURL is the URL Kazoo ≥ 4.3.106 fetches from (kazoo-contract §4 and
+// fetchURL is the URL Kazoo ≥ 4.3.106 fetches from (docs/kazoo.md §4 and
 // kz_att_http:attachment_url): the stored URL, the client segment again
 // (computed from the settings in force at fetch time; nil means none, so the
 // default fields) and the doc's query string joined to any existing query.
@@ -420,7 +420,7 @@ func fetchURL(stored string, hprops *storageSettings, d kazooDoc, aname string) 
 }
 
 // multipartBody is kz_att_http:build_multipart_body with
-// kz_http_util:encode_multipart (kazoo-contract §1.1): body starting with
+// kz_http_util:encode_multipart (docs/kazoo.md §1.1): body starting with
 // CRLF, lowercase part headers, unquoted names, no CRLF after the close
 // delimiter.
 func multipartBody(boundary string, d kazooDoc, aname, contentType string, data []byte) []byte {
@@ -444,7 +444,7 @@ type wireRequest struct {
 	ContentType string // stores only
 	Body        []byte
 	// StrayContentType adds the "content_type: <CT>" header Kazoo < 4.3.106
-	// also sent, its header key being the atom content_type (kazoo-contract §0).
+	// also sent, its header key being the atom content_type (docs/kazoo.md §0).
 	StrayContentType bool
 	// Extra header lines ("name: value"), for tests that go beyond Kazoo.
 	Extra []string

@@ -63,7 +63,7 @@ var special = map[string]bool{
 	"v18-auth": true, "v18-auth-digits": true,
 }
 
-// TestScenarios stores every URL shape of kazoo-contract §2 and every
+// TestScenarios stores every URL shape of docs/kazoo.md §2 and every
 // store-and-fetch vector of §6 on its own server and fetches it back both as
 // Kazoo ≤ 4.3.105 (the stored URL) and as Kazoo ≥ 4.3.106 (segment appended
 // again plus the metadata query) does.
@@ -829,7 +829,7 @@ func TestMaxBody(t *testing.T) {
 }
 
 // TestErrorStatusesAreMapped sends requests a server might refuse and checks
-// every refusal uses a status Kazoo can map (kazoo-contract §5) and no store
+// every refusal uses a status Kazoo can map (docs/kazoo.md §5) and no store
 // is ever answered 3xx (§6.24).
 func TestErrorStatusesAreMapped(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 // Package e2e drives the built attachd binary the way Kazoo does: requests
 // are replayed byte for byte over raw TCP from the captures in
-// testdata/kazoo (see kazoo-contract.md §1, §2, §4 and §6), and responses
+// testdata/kazoo (see docs/kazoo.md §1, §2, §4 and §6), and responses
 // are read with http.ReadResponse.
 //
 // TestMain builds github.com/attachd/attachd once (or uses the binary named
@@ -435,7 +435,7 @@ func sha(b []byte) string {
 }
 
 // mappedStatus reports whether Kazoo's kz_http_util:http_code_to_status_line
-// knows code; any other error code crashes the Kazoo process (kazoo-contract
+// knows code; any other error code crashes the Kazoo process (docs/kazoo.md
 // §5).
 func mappedStatus(code int) bool {
 	switch {
@@ -465,7 +465,7 @@ func wantStored(t testing.TB, what string, r *response) {
 	}
 }
 
-// wantError fails unless r is an error status Kazoo can map (kazoo-contract
+// wantError fails unless r is an error status Kazoo can map (docs/kazoo.md
 // §5) and, when allowed is given, one of allowed.
 func wantError(t testing.TB, what string, r *response, allowed ...int) {
 	t.Helper()

@@ -1,5 +1,5 @@
 // Package kazoo implements the Kazoo (2600Hz) `http` attachment handler
-// contract (kazoo-contract.md): stores by PUT or POST, raw or multipart,
+// contract (docs/kazoo.md): stores by PUT or POST, raw or multipart,
 // optionally base64, and fetches by GET with Kazoo's URL shapes.
 package kazoo
 
@@ -24,7 +24,7 @@ import (
 )
 
 // DefaultKeyParams are the query parameters whose values are part of the key,
-// for storage URLs that carry the path in the query (kazoo-contract §2:
+// for storage URLs that carry the path in the query (docs/kazoo.md §2:
 // `?path=/A/D/N`, `index.fu?key=abc123&recording=A/D/N`).
 var DefaultKeyParams = []string{"path", "recording"}
 
@@ -56,7 +56,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // target returns the escaped path and the raw query of the request-target
 // exactly as sent. Go's URL parsing would re-encode a path that mixes raw
-// UTF-8 with %2F (kazoo-contract §5 "Path decoding", "Raw bytes"), and
+// UTF-8 with %2F (docs/kazoo.md §5 "Path decoding", "Raw bytes"), and
 // everything after the first '?' is the query, later '?' included (§4 step 4).
 func target(r *http.Request) (path, query string) {
 	uri := r.RequestURI
@@ -84,7 +84,7 @@ func (h *Handler) requestKey(path string, params []Param) (string, error) {
 // requestKeys returns the key a request names and, for a fetch whose key
 // parameter Kazoo ≥ 4.3.106 doubled, the key it stored under. When the stored
 // URL has a query, Kazoo glues the segment again onto it with no separator
-// (kazoo-contract §4): "?path=/A/D/N" is fetched as "?path=/A/D/N?path=/A/D/N",
+// (docs/kazoo.md §4): "?path=/A/D/N" is fetched as "?path=/A/D/N?path=/A/D/N",
 // "recording=A/D/N" as "recording=A/D/NA/D/N".
 func (h *Handler) requestKeys(path string, params []Param) (key, undoubled string, err error) {
 	key, err = store.CanonicalPath(path)
@@ -166,7 +166,7 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 	boundary, isMultipart := BoundaryFromContentType(ct)
 	if !isMultipart && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") {
 		// Kazoo 4.3.17–4.3.20 sent multipart/mixed with no boundary parameter
-		// (kazoo-contract §0): take it from the body's first delimiter line.
+		// (docs/kazoo.md §0): take it from the body's first delimiter line.
 		br := bufio.NewReaderSize(body, 4096)
 		body = br
 		if boundary, isMultipart = sniffBoundary(br); !isMultipart {
@@ -175,7 +175,7 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if isMultipart {
-		// field_list [] (kazoo-contract §2, HELP-14308): every store is POSTed to
+		// field_list [] (docs/kazoo.md §2, HELP-14308): every store is POSTed to
 		// the same base/, so the key comes from the document id and part name.
 		byName := strings.HasSuffix(path, "/") && !h.hasKeyParam(params)
 		obj, err = h.storeMultipart(ctx, u, key, byName, body, boundary, meta)
@@ -250,7 +250,7 @@ func (h *Handler) storeMultipart(ctx context.Context, u *auth.User, key string, 
 		if err != nil {
 			return store.Object{}, err
 		}
-		// kazoo-contract §1.1: part 1 is the document as JSON, part 2 the
+		// docs/kazoo.md §1.1: part 1 is the document as JSON, part 2 the
 		// media. Names are unquoted tokens that strict parsers reject, so
 		// parts are told apart by position and content type only.
 		if i == 0 && up == nil && isJSON(part.ContentType) {
@@ -450,7 +450,7 @@ func docIDFromKey(key string) string {
 }
 
 // fail answers err with the status Kazoo should see; only codes from Kazoo's
-// mapped list are used (kazoo-contract §5).
+// mapped list are used (docs/kazoo.md §5).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := Status(err)
 	if code >= 500 {
@@ -484,7 +484,7 @@ func Status(err error) (int, string) {
 }
 
 // fetch answers a GET or HEAD with the exact bytes of the object the URL
-// names, resolved as kazoo-contract §4 requires.
+// names, resolved as docs/kazoo.md §4 requires.
 func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u := auth.FromContext(ctx)
@@ -522,7 +522,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 	hd.Set("ETag", o.ETag())
 	hd.Set("Last-Modified", o.ModTime.UTC().Format(http.TimeFormat))
 	// Always 200 with the whole body: Kazoo takes only 200 as success and
-	// crashes on 206 or 304 (kazoo-contract §5), and it never asks for ranges.
+	// crashes on 206 or 304 (docs/kazoo.md §5), and it never asks for ranges.
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -539,7 +539,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 // resolve finds the object a fetch names: the exact key, or the key of a
 // doubled key parameter; else the longest stored key that is a prefix of it
 // on a segment boundary, since Kazoo ≥ 4.3.106 appends the segment again
-// (kazoo-contract §4); else the object whose media id or document id the
+// (docs/kazoo.md §4); else the object whose media id or document id the
 // query gives (field_list [], §4), preferably one below the URL's path.
 func (h *Handler) resolve(ctx context.Context, u *auth.User, key, undoubled, base string, params []Param) (store.Object, error) {
 	inside := func(o store.Object) bool { _, ok := u.Inside(o.Key); return ok }

@@ -54,7 +54,7 @@ func TestRequestKeys(t *testing.T) {
 }
 
 // TestResolve stores objects through the handler and fetches them with
-// every URL shape Kazoo uses (kazoo-contract §4).
+// every URL shape Kazoo uses (docs/kazoo.md §4).
 func TestResolve(t *testing.T) {
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {

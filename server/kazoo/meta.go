@@ -18,7 +18,7 @@ import (
 //	document     the JSON part of a multipart store (Kazoo's public document fields)
 //	store_query  the query string of the store request, parsed
 //	fetch_query  the query strings of Kazoo's fetches, parsed and merged: for a
-//	             raw store this is often the only metadata there is (kazoo-contract §4)
+//	             raw store this is often the only metadata there is (docs/kazoo.md §4)
 
 // mergeFetchQuery merges a fetch's query into the object's fetch_query and
 // fills in its media and document ids if they were unknown. It writes only
@@ -130,7 +130,7 @@ type Summary struct {
 }
 
 // gregorianOffset converts Kazoo's Gregorian seconds to Unix seconds
-// (kazoo-contract §4: Unix = value − 62167219200).
+// (docs/kazoo.md §4: Unix = value − 62167219200).
 const gregorianOffset = 62167219200
 
 // Summarize reads a Summary from an object's metadata, looking in the fetch

@@ -24,7 +24,7 @@ const (
 // judged differently.
 //
 // The path is split on '/' before unescaping, because Kazoo puts %2F inside a
-// single segment (kazoo-contract §5, the {arg:db} field). Empty segments are
+// single segment (docs/kazoo.md §5, the {arg:db} field). Empty segments are
 // dropped. In the key, each segment is re-escaped minimally (see EscapeSegment),
 // so a key is also a safe relative file path. A decoded segment that is "." or
 // "..", or that holds a "." or ".." between slashes, a backslash or a NUL, is

@@ -17,7 +17,7 @@ func TestCanonicalPath(t *testing.T) {
 		{"/p/A/D/N.mp3", "p/A/D/N.mp3", false},
 		{"/p//A///N/", "p/A/N", false},
 		{"/", "", false},
-		// kazoo-contract §5: %2F stays inside its segment (vector 13).
+		// docs/kazoo.md §5: %2F stays inside its segment (vector 13).
 		{"/p/account%2F4e%2F30%2F05310add6229778caf6babfe7cfb-202004/x", "p/account%2F4e%2F30%2F05310add6229778caf6babfe7cfb-202004/x", false},
 		// §2, vector 14: raw UTF-8 and %20 decode; %2B and + are a literal plus.
 		{"/p/\xc3\xa9.mp3", "p/é.mp3", false},

@@ -12,7 +12,7 @@ import (
 
 // The outbox holds one delivery per change and subscriber (a hook, or the
 // replication to a remote backend). Deliveries are queued in the same index
-// transaction as the change itself (design invariant 6), so a change that is
+// transaction as the change itself (docs/design.md, invariant 6), so a change that is
 // visible has its deliveries queued, whatever happens next.
 
 // Change types, as hooks name them.

@@ -23,7 +23,7 @@ func remoteSidecar(key string) string { return "objects/" + key }
 
 // remoteTimeout bounds one synchronous call to the backend (write-through
 // stores, deletes, fetching a sidecar on an index miss): Kazoo waits forever
-// for an answer (kazoo-contract §5), so a stalled backend must fail instead.
+// for an answer (docs/kazoo.md §5), so a stalled backend must fail instead.
 const remoteTimeout = 2 * time.Minute
 
 func remoteErr(op string, err error) error {

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS dav_locks (
 CREATE INDEX IF NOT EXISTS dav_locks_root ON dav_locks(root);
 ` +
 	// The outbox holds one delivery per change and sink. Its rows are
-	// written in the same transaction as the change (design invariant 6).
+	// written in the same transaction as the change (docs/design.md, invariant 6).
 	`
 CREATE TABLE IF NOT EXISTS outbox (
 	id           INTEGER PRIMARY KEY AUTOINCREMENT,
