@@ -67,55 +67,12 @@ func (hostPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, cc *grpc.C
 // start runs the plugin, checks what it says it is, and configures it.
 // Errors name the plugin and say what to fix.
 func (s *supervisor) start() (*instance, error) {
-	cfg := &s.m.cfg
-	path, err := Locate(cfg.Dir, s.name)
+	p, err := s.prepare()
 	if err != nil {
-		return nil, permanent(err)
+		return nil, err
 	}
-	want, err := hex.DecodeString(strings.ToLower(s.pin.SHA256))
-	if err != nil || len(want) != sha256.Size {
-		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s] sha256 must be 64 hex digits", s.name, s.name))
-	}
-	got, err := HashFile(path)
-	if err != nil {
-		return nil, permanent(fmt.Errorf("plugin %s: %w", s.name, err))
-	}
-	if got != hex.EncodeToString(want) {
-		return nil, permanent(fmt.Errorf("plugin %s: %s has sha256 %s, but [plugin.%s] sha256 pins %s; "+
-			"if you trust this file, set sha256 = %q", s.name, path, got, s.name, strings.ToLower(s.pin.SHA256), got))
-	}
-	configJSON, err := json.Marshal(orEmpty(s.pin.Config))
-	if err != nil {
-		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s.config]: %w", s.name, s.name, err))
-	}
-	secretsJSON, err := json.Marshal(orEmpty(s.pin.Secrets))
-	if err != nil {
-		return nil, permanent(fmt.Errorf("plugin %s: [plugin.%s.secrets]: %w", s.name, s.name, err))
-	}
-
 	tail := &tailWriter{}
-	cmd := exec.Command(path)
-	cmd.Env = allowedEnv()
-	setProcAttr(cmd)
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  pb.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{pb.APIVersion: {pb.PluginSetKey: hostPlugin{}}},
-		Cmd:              cmd,
-		// go-plugin hashes the file again right before exec: the window in
-		// which a swapped file would run is as short as it can be.
-		SecureConfig:     &plugin.SecureConfig{Checksum: want, Hash: sha256.New()},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		StartTimeout:     cfg.StartTimeout,
-		Stderr:           tail,
-		Logger:           newHCLogger(s.m.log, s.name),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize)),
-			// Downloads stream from the plugin: a receive window of a few
-			// chunks keeps it sending instead of waiting for window updates.
-			grpc.WithInitialWindowSize(pb.StreamWindow), grpc.WithInitialConnWindowSize(2 * pb.StreamWindow)},
-	})
+	client := s.newClient(p, tail)
 	inst := &instance{client: client}
 	fail := func(err error) (*instance, error) {
 		s.kill(inst)
@@ -127,50 +84,123 @@ func (s *supervisor) start() (*instance, error) {
 	}
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return fail(permanent(fmt.Errorf("plugin %s: %s changed while being started: %w", s.name, path, err)))
+			return fail(permanent(fmt.Errorf("plugin %s: %s changed while being started: %w", s.name, p.path, err)))
 		}
-		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, path, startError(err, tail.String())))
+		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, p.path, startError(err, tail.String())))
 	}
 	inst.rpc = rpc
 	raw, err := rpc.Dispense(pb.PluginSetKey)
 	if err != nil {
 		return fail(fmt.Errorf("plugin %s: %w", s.name, err))
 	}
-	c := raw.(*conn)
-
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.m.cfg.StartTimeout)
 	defer cancel()
+	if err := s.handshake(ctx, inst, raw.(*conn), p); err != nil {
+		return fail(err)
+	}
+	return inst, nil
+}
+
+// prepared is what start checks before it runs anything: the executable,
+// its pinned hash, and the configuration to hand it.
+type prepared struct {
+	path            string
+	want            []byte // the pinned SHA-256
+	config, secrets []byte // JSON
+}
+
+// prepare locates the plugin, checks its pin, and encodes its configuration.
+// Every error is permanent: retrying would not change it.
+func (s *supervisor) prepare() (prepared, error) {
+	var p prepared
+	path, err := Locate(s.m.cfg.Dir, s.name)
+	if err != nil {
+		return p, permanent(err)
+	}
+	p.path = path
+	want, err := hex.DecodeString(strings.ToLower(s.pin.SHA256))
+	if err != nil || len(want) != sha256.Size {
+		return p, permanent(fmt.Errorf("plugin %s: [plugin.%s] sha256 must be 64 hex digits", s.name, s.name))
+	}
+	p.want = want
+	got, err := HashFile(path)
+	if err != nil {
+		return p, permanent(fmt.Errorf("plugin %s: %w", s.name, err))
+	}
+	if got != hex.EncodeToString(want) {
+		return p, permanent(fmt.Errorf("plugin %s: %s has sha256 %s, but [plugin.%s] sha256 pins %s; "+
+			"if you trust this file, set sha256 = %q", s.name, path, got, s.name, strings.ToLower(s.pin.SHA256), got))
+	}
+	if p.config, err = json.Marshal(orEmpty(s.pin.Config)); err != nil {
+		return p, permanent(fmt.Errorf("plugin %s: [plugin.%s.config]: %w", s.name, s.name, err))
+	}
+	if p.secrets, err = json.Marshal(orEmpty(s.pin.Secrets)); err != nil {
+		return p, permanent(fmt.Errorf("plugin %s: [plugin.%s.secrets]: %w", s.name, s.name, err))
+	}
+	return p, nil
+}
+
+// newClient builds the go-plugin client that runs the executable: gRPC only,
+// mutual TLS, no host environment, the pin checked again right before exec.
+func (s *supervisor) newClient(p prepared, stderr *tailWriter) *plugin.Client {
+	cmd := exec.Command(p.path)
+	cmd.Env = allowedEnv()
+	setProcAttr(cmd)
+	return plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  pb.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{pb.APIVersion: {pb.PluginSetKey: hostPlugin{}}},
+		Cmd:              cmd,
+		// go-plugin hashes the file again right before exec: the window in
+		// which a swapped file would run is as short as it can be.
+		SecureConfig:     &plugin.SecureConfig{Checksum: p.want, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     s.m.cfg.StartTimeout,
+		Stderr:           stderr,
+		Logger:           newHCLogger(s.m.log, s.name),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(pb.MaxMessageSize), grpc.MaxCallSendMsgSize(pb.MaxMessageSize)),
+			// Downloads stream from the plugin: a receive window of a few
+			// chunks keeps it sending instead of waiting for window updates.
+			grpc.WithInitialWindowSize(pb.StreamWindow), grpc.WithInitialConnWindowSize(2 * pb.StreamWindow)},
+	})
+}
+
+// handshake asks the running plugin what it is, checks that against its
+// file name and attachd's API version, and configures it.
+func (s *supervisor) handshake(ctx context.Context, inst *instance, c *conn, p prepared) error {
+	cfg := &s.m.cfg
 	info, err := pb.NewInfoClient(c.cc).Describe(ctx, &pb.Empty{})
 	if err != nil {
-		return fail(fmt.Errorf("plugin %s: describe: %w", s.name, err))
+		return fmt.Errorf("plugin %s: describe: %w", s.name, err)
 	}
 	if info.Name != s.name {
-		return fail(permanent(fmt.Errorf("plugin %s: the file is named for %q but the plugin says it is %q", s.name, s.name, info.Name)))
+		return permanent(fmt.Errorf("plugin %s: the file is named for %q but the plugin says it is %q", s.name, s.name, info.Name))
 	}
 	if !slices.Contains(info.ApiVersions, pb.APIVersion) {
-		return fail(permanent(fmt.Errorf("plugin %s: speaks plugin API versions %v, attachd speaks %d; get a matching build", s.name, info.ApiVersions, pb.APIVersion)))
+		return permanent(fmt.Errorf("plugin %s: speaks plugin API versions %v, attachd speaks %d; get a matching build", s.name, info.ApiVersions, pb.APIVersion))
 	}
 	inst.info = info
-
 	var brokerID uint32
 	if slices.Contains(info.Kinds, pb.Kind_KIND_HOOK) && cfg.Content != nil {
 		brokerID = c.broker.NextId()
 		go c.broker.AcceptAndServe(brokerID, newHostBlobsServer(cfg.Content, cfg.ChunkSize))
 	}
 	resp, err := pb.NewInfoClient(c.cc).Configure(ctx, &pb.ConfigureRequest{
-		ConfigJson:        configJSON,
-		SecretsJson:       secretsJSON,
+		ConfigJson:        p.config,
+		SecretsJson:       p.secrets,
 		ProposedChunkSize: uint32(cfg.ChunkSize),
 		HostBlobsBrokerId: brokerID,
 	})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {
-			return fail(permanent(fmt.Errorf("plugin %s: [plugin.%s] %s", s.name, s.name, status.Convert(err).Message())))
+			return permanent(fmt.Errorf("plugin %s: [plugin.%s] %s", s.name, s.name, status.Convert(err).Message()))
 		}
-		return fail(fmt.Errorf("plugin %s: configure: %w", s.name, err))
+		return fmt.Errorf("plugin %s: configure: %w", s.name, err)
 	}
 	if resp.ChunkSize == 0 || resp.ChunkSize > pb.MaxChunkSize {
-		return fail(permanent(fmt.Errorf("plugin %s: chose chunk size %d, want 1 byte to %d", s.name, resp.ChunkSize, pb.MaxChunkSize)))
+		return permanent(fmt.Errorf("plugin %s: chose chunk size %d, want 1 byte to %d", s.name, resp.ChunkSize, pb.MaxChunkSize))
 	}
 	inst.chunk = int(resp.ChunkSize)
 	if slices.Contains(info.Kinds, pb.Kind_KIND_STORAGE) {
@@ -179,7 +209,7 @@ func (s *supervisor) start() (*instance, error) {
 	if slices.Contains(info.Kinds, pb.Kind_KIND_HOOK) {
 		inst.hook = pb.NewHookClient(c.cc)
 	}
-	return inst, nil
+	return nil
 }
 
 // startError rewrites go-plugin's handshake errors, which list unlikely
