@@ -63,64 +63,80 @@ func (b *backend) Configure(ctx context.Context, c sdk.Config) error {
 		// No telemetry header naming this host's SDK version to Microsoft.
 		Telemetry: policy.TelemetryOptions{Disabled: true},
 	}}
-	var (
-		client *container.Client
-		err    error
-		sas    bool
-	)
+	var client *container.Client
+	var err error
 	switch {
 	case cfg.ConnectionString != "":
-		if cfg.Container == "" {
-			return sdk.ConfigError("container", "must be set")
-		}
-		client, err = container.NewClientFromConnectionString(cfg.ConnectionString, cfg.Container, opts)
-		if err != nil {
-			return sdk.ConfigError("connection_string", "%v", err)
-		}
+		client, err = connectionStringClient(&cfg, opts)
 	case cfg.SASURL != "":
-		parts, perr := azblob.ParseURL(cfg.SASURL)
-		if perr != nil || parts.SAS.Signature() == "" {
-			return sdk.ConfigError("sas_url", "want a URL with a SAS token (…?sv=…&sig=…)")
-		}
-		switch {
-		case parts.ContainerName == "" && cfg.Container == "":
-			return sdk.ConfigError("container", "must be set, or sas_url must name the container")
-		case parts.ContainerName == "":
-			parts.ContainerName = cfg.Container
-		case cfg.Container != "" && cfg.Container != parts.ContainerName:
-			return sdk.ConfigError("container", "%q differs from the container %q in sas_url", cfg.Container, parts.ContainerName)
-		}
-		parts.BlobName = ""
-		cfg.Container = parts.ContainerName
-		client, err = container.NewClientWithNoCredential(parts.String(), opts)
-		if err != nil {
-			return sdk.ConfigError("sas_url", "%v", err)
-		}
-		sas = true
+		client, err = sasClient(&cfg, opts)
 	default:
-		switch {
-		case cfg.AccountURL == "":
-			return sdk.ConfigError("account_url", "must be set with account_name and account_key")
-		case cfg.AccountName == "":
-			return sdk.ConfigError("account_name", "must be set with account_url and account_key")
-		case cfg.AccountKey == "":
-			return sdk.ConfigError("account_key", "must be set with account_url and account_name")
-		case cfg.Container == "":
-			return sdk.ConfigError("container", "must be set")
-		}
-		cred, cerr := azblob.NewSharedKeyCredential(cfg.AccountName, cfg.AccountKey)
-		if cerr != nil {
-			return sdk.ConfigError("account_key", "%v", cerr)
-		}
-		u := strings.TrimRight(cfg.AccountURL, "/") + "/" + cfg.Container
-		client, err = container.NewClientWithSharedKeyCredential(u, cred, opts)
-		if err != nil {
-			return sdk.ConfigError("account_url", "%v", err)
-		}
+		client, err = sharedKeyClient(&cfg, opts)
 	}
-	b.setup(client, cfg.BlockSize, sas)
+	if err != nil {
+		return err
+	}
+	b.setup(client, cfg.BlockSize, cfg.SASURL != "")
 	sdk.Logger().Info("configured", "container", cfg.Container, "url", redact(client.URL()))
 	return nil
+}
+
+func connectionStringClient(cfg *config, opts *container.ClientOptions) (*container.Client, error) {
+	if cfg.Container == "" {
+		return nil, sdk.ConfigError("container", "must be set")
+	}
+	client, err := container.NewClientFromConnectionString(cfg.ConnectionString, cfg.Container, opts)
+	if err != nil {
+		return nil, sdk.ConfigError("connection_string", "%v", err)
+	}
+	return client, nil
+}
+
+// sasClient reaches the container a SAS URL names, or cfg.Container in the
+// account it names; cfg.Container is set to the container used.
+func sasClient(cfg *config, opts *container.ClientOptions) (*container.Client, error) {
+	parts, err := azblob.ParseURL(cfg.SASURL)
+	if err != nil || parts.SAS.Signature() == "" {
+		return nil, sdk.ConfigError("sas_url", "want a URL with a SAS token (…?sv=…&sig=…)")
+	}
+	switch {
+	case parts.ContainerName == "" && cfg.Container == "":
+		return nil, sdk.ConfigError("container", "must be set, or sas_url must name the container")
+	case parts.ContainerName == "":
+		parts.ContainerName = cfg.Container
+	case cfg.Container != "" && cfg.Container != parts.ContainerName:
+		return nil, sdk.ConfigError("container", "%q differs from the container %q in sas_url", cfg.Container, parts.ContainerName)
+	}
+	parts.BlobName = ""
+	cfg.Container = parts.ContainerName
+	client, err := container.NewClientWithNoCredential(parts.String(), opts)
+	if err != nil {
+		return nil, sdk.ConfigError("sas_url", "%v", err)
+	}
+	return client, nil
+}
+
+func sharedKeyClient(cfg *config, opts *container.ClientOptions) (*container.Client, error) {
+	switch {
+	case cfg.AccountURL == "":
+		return nil, sdk.ConfigError("account_url", "must be set with account_name and account_key")
+	case cfg.AccountName == "":
+		return nil, sdk.ConfigError("account_name", "must be set with account_url and account_key")
+	case cfg.AccountKey == "":
+		return nil, sdk.ConfigError("account_key", "must be set with account_url and account_name")
+	case cfg.Container == "":
+		return nil, sdk.ConfigError("container", "must be set")
+	}
+	cred, err := azblob.NewSharedKeyCredential(cfg.AccountName, cfg.AccountKey)
+	if err != nil {
+		return nil, sdk.ConfigError("account_key", "%v", err)
+	}
+	u := strings.TrimRight(cfg.AccountURL, "/") + "/" + cfg.Container
+	client, err := container.NewClientWithSharedKeyCredential(u, cred, opts)
+	if err != nil {
+		return nil, sdk.ConfigError("account_url", "%v", err)
+	}
+	return client, nil
 }
 
 // redact drops a SAS token from a URL before it is logged.
