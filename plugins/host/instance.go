@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/attachd/attachd/plugins/proto"
@@ -46,6 +47,7 @@ type instance struct {
 	chunk   int
 	storage pb.StorageClient
 	hook    pb.HookClient
+	health  healthpb.HealthClient
 }
 
 // conn is what the host side of the go-plugin "plugin" dispenses.
@@ -203,6 +205,7 @@ func (s *supervisor) handshake(ctx context.Context, inst *instance, c *conn, p p
 		return permanent(fmt.Errorf("plugin %s: chose chunk size %d, want 1 byte to %d", s.name, resp.ChunkSize, pb.MaxChunkSize))
 	}
 	inst.chunk = int(resp.ChunkSize)
+	inst.health = healthpb.NewHealthClient(c.cc)
 	if slices.Contains(info.Kinds, pb.Kind_KIND_STORAGE) {
 		inst.storage = pb.NewStorageClient(c.cc)
 	}

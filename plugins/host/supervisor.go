@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-plugin"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // State is where a plugin is in its life.
@@ -217,15 +220,12 @@ func (s *supervisor) watch(inst *instance) error {
 	}
 }
 
-// ping checks the plugin's gRPC health service. go-plugin's Ping takes no
-// context, so bound it here.
+// ping checks the plugin's gRPC health service, as go-plugin's Ping does,
+// but under a deadline: its Ping takes no context, and a goroutine waiting
+// on a hung plugin would outlive the check.
 func ping(inst *instance) error {
-	done := make(chan error, 1)
-	go func() { done <- inst.rpc.Ping() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		return context.DeadlineExceeded
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := inst.health.Check(ctx, &healthpb.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	return err
 }

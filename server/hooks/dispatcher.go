@@ -56,7 +56,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	// subscription is the dispatcher's own: the replicator has another.
 	changed, cancel := d.Store.Subscribe()
 	defer cancel()
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			select {
 			case <-ctx.Done():
