@@ -2,7 +2,6 @@ package server
 
 import (
 	"log/slog"
-	"net/http"
 
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/dav"
@@ -10,7 +9,7 @@ import (
 )
 
 // newDAV builds the WebDAV handler served at /dav/.
-func newDAV(cfg config.Config, st *store.Store, log *slog.Logger) (http.Handler, error) {
+func newDAV(cfg config.Config, st *store.Store, log *slog.Logger) (*dav.Handler, error) {
 	return dav.New(dav.Options{
 		Store:     st,
 		Prefix:    "/dav",

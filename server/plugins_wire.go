@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +10,7 @@ import (
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/hooks"
+	"github.com/attachd/attachd/server/store"
 )
 
 // sinks returns the outbox subscribers the configuration asks for: one per hook.
@@ -32,31 +32,42 @@ func HostPlugins(ps map[string]config.Plugin) map[string]host.Plugin {
 	return out
 }
 
-// startPlugins starts the plugins the configuration uses, the storage
-// backend's and the hooks', and builds the hook dispatcher.
-func (s *Server) startPlugins() error {
+// startStorage starts the storage plugin the configuration names, if any,
+// and returns it as the store's backend.
+func (s *Server) startStorage() (store.Backend, error) {
+	if !s.cfg.Storage.Remote() {
+		return nil, nil
+	}
+	name := s.cfg.Storage.Backend
+	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: HostPlugins(map[string]config.Plugin{name: s.cfg.Plugin[name]}),
+		Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.storagePlugins = m
+	b, err := m.Backend(name)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return b, nil
+}
+
+// startHooks starts the hook plugins, which read content through the open
+// store, and builds their dispatcher.
+func (s *Server) startHooks() error {
+	if len(s.cfg.Hooks) == 0 {
+		return nil
+	}
 	used := map[string]config.Plugin{}
 	for _, h := range s.cfg.Hooks {
 		used[h] = s.cfg.Plugin[h]
 	}
-	if b := s.cfg.Storage.Backend; s.cfg.Storage.Remote() {
-		used[b] = s.cfg.Plugin[b]
-	}
-	if len(used) == 0 {
-		return nil
-	}
-	// Hooks read content through the store, which opens after the plugins.
-	content := func(ctx context.Context, key, sha256 string) (io.ReadCloser, error) {
-		return hooks.Opener(s.store)(ctx, key, sha256)
-	}
-	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: HostPlugins(used), Logger: s.log, Content: content})
+	m, err := host.New(host.Config{Dir: s.cfg.Plugins.Dir, Plugins: HostPlugins(used), Logger: s.log,
+		Content: hooks.Opener(s.store)})
 	if err != nil {
 		return err
 	}
-	s.plugins = m
-	if len(s.cfg.Hooks) == 0 {
-		return nil
-	}
+	s.hookPlugins = m
 	hs := map[string]hooks.Hook{}
 	for _, name := range s.cfg.Hooks {
 		h, err := m.Hook(name)
@@ -70,7 +81,7 @@ func (s *Server) startPlugins() error {
 	}, []string{"hook", "outcome"})
 	s.reg.MustRegister(deliveries)
 	s.dispatcher = &hooks.Dispatcher{
-		Hooks: hs, Log: s.log, // Store is set once the store opens, after the plugins
+		Store: s.store, Hooks: hs, Log: s.log,
 
 		Settings: func(name string) hooks.Settings {
 			h := s.cfg.HookSettings(name)
@@ -87,6 +98,26 @@ func (s *Server) startPlugins() error {
 		},
 	}
 	return nil
+}
+
+// pluginStatus lists every plugin's state, the storage plugin's first.
+func (s *Server) pluginStatus() []host.PluginStatus {
+	var out []host.PluginStatus
+	for _, m := range []*host.Manager{s.storagePlugins, s.hookPlugins} {
+		if m != nil {
+			out = append(out, m.Status()...)
+		}
+	}
+	return out
+}
+
+// closePlugins stops every plugin: the hooks', then the storage plugin.
+func (s *Server) closePlugins() {
+	for _, m := range []*host.Manager{s.hookPlugins, s.storagePlugins} {
+		if m != nil {
+			m.Close()
+		}
+	}
 }
 
 // outboxCollector reports the delivery queues on each scrape.

@@ -28,6 +28,7 @@ import (
 	"github.com/attachd/attachd/plugins/host"
 	"github.com/attachd/attachd/server/auth"
 	"github.com/attachd/attachd/server/config"
+	"github.com/attachd/attachd/server/dav"
 	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/store"
@@ -40,12 +41,13 @@ type Server struct {
 	store *store.Store
 	auth  *auth.Authenticator
 	kazoo *kazoo.Handler
-	dav   http.Handler
+	dav   *dav.Handler
 	reg   *prometheus.Registry
 	m     metrics
 
-	plugins    *host.Manager
-	dispatcher *hooks.Dispatcher
+	storagePlugins *host.Manager // the storage backend's, started before the store
+	hookPlugins    *host.Manager // the hooks', started once the store is open
+	dispatcher     *hooks.Dispatcher
 
 	ready    atomic.Bool
 	health   storeHealth
@@ -81,45 +83,46 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.publicHost = u.Host
 	}
-	// Plugins start first: the store needs the storage plugin as its backend.
-	if err := s.startPlugins(); err != nil {
+	if err := s.open(); err != nil {
+		s.closePlugins()
 		return nil, err
-	}
-	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: log, Sinks: sinks(cfg)}
-	if cfg.Storage.Remote() {
-		b, err := s.plugins.Backend(cfg.Storage.Backend)
-		if err != nil {
-			s.plugins.Close()
-			return nil, fmt.Errorf("storage: %w", err)
-		}
-		opts.Remote, opts.Through = b, cfg.Storage.WriteMode == store.WriteThrough
-	}
-	st, err := store.Open(cfg.DataDir, opts)
-	if err != nil {
-		if s.plugins != nil {
-			s.plugins.Close()
-		}
-		return nil, err
-	}
-	s.store = st
-	if s.dispatcher != nil {
-		s.dispatcher.Store = st
-	}
-	s.kazoo = &kazoo.Handler{Store: st, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams,
-		MaxFetchMeta: int64(cfg.Limits.MaxFetchMeta), Log: log}
-	if cfg.DAV.Enabled {
-		if s.dav, err = newDAV(cfg, st, log); err != nil {
-			if s.plugins != nil {
-				s.plugins.Close()
-			}
-			st.Close()
-			return nil, err
-		}
 	}
 	s.m = newMetrics(s.reg)
 	s.reg.MustRegister(outboxCollector{s})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
+}
+
+// open starts what serves in order, each part given what it needs: the
+// storage plugin, the store over it, the hook plugins reading from the store,
+// then the front ends. On failure, what was opened is closed again; the
+// caller closes the plugins.
+func (s *Server) open() error {
+	cfg := s.cfg
+	backend, err := s.startStorage()
+	if err != nil {
+		return err
+	}
+	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg)}
+	if backend != nil {
+		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
+	}
+	if s.store, err = store.Open(cfg.DataDir, opts); err != nil {
+		return err
+	}
+	if err := s.startHooks(); err != nil {
+		s.store.Close()
+		return err
+	}
+	s.kazoo = &kazoo.Handler{Store: s.store, Base64: cfg.Kazoo.Base64, KeyParams: cfg.Kazoo.KeyParams,
+		MaxFetchMeta: int64(cfg.Limits.MaxFetchMeta), Log: s.log}
+	if cfg.DAV.Enabled {
+		if s.dav, err = newDAV(cfg, s.store, s.log); err != nil {
+			s.store.Close()
+			return err
+		}
+	}
+	return nil
 }
 
 // readyz answers 200 while the server takes uploads: not while starting or
@@ -133,8 +136,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ready = false
 		body += "store: " + err.Error() + "\n"
 	}
-	if s.plugins != nil {
-		for _, p := range s.plugins.Status() {
+	if plugins := s.pluginStatus(); len(plugins) > 0 {
+		for _, p := range plugins {
 			body += fmt.Sprintf("plugin %s: %s", p.Name, p.State)
 			if p.LastError != "" {
 				body += " (" + p.LastError + ")"
@@ -188,9 +191,9 @@ func (s *Server) Handler() http.Handler {
 	protected := func(route string, h http.Handler) http.Handler {
 		return s.instrument(route, s.guard(s.authenticate(route, s.limitUploads(h))))
 	}
-	var dav http.Handler
+	var davRoute http.Handler
 	if s.dav != nil {
-		dav = protected("dav", s.dav)
+		davRoute = protected("dav", s.dav)
 	}
 	kz := protected("kazoo", s.kazoo)
 	// Every path but these is Kazoo's. No mux: its path cleaning would
@@ -218,16 +221,16 @@ func (s *Server) Handler() http.Handler {
 			if s.metricsAllowed(w, r) {
 				metrics.ServeHTTP(w, r)
 			}
-		case dav != nil && (p == "/dav" || strings.HasPrefix(p, "/dav/")):
+		case davRoute != nil && (p == "/dav" || strings.HasPrefix(p, "/dav/")):
 			// gvfs and Windows probe the prefix without its slash; a
 			// redirect there breaks PROPFIND, so /dav is the root too.
-			dav.ServeHTTP(w, r)
-		case dav != nil && p == "/" && r.Method == http.MethodOptions:
+			davRoute.ServeHTTP(w, r)
+		case davRoute != nil && p == "/" && r.Method == http.MethodOptions:
 			// Windows' WebClient asks the server root first, even to map
 			// a folder below it, and gives up unless it looks like WebDAV.
 			r2 := r.Clone(r.Context())
 			r2.URL.Path, r2.URL.RawPath = "/dav/", ""
-			dav.ServeHTTP(w, r2)
+			davRoute.ServeHTTP(w, r2)
 		default:
 			kz.ServeHTTP(w, r)
 		}
@@ -449,9 +452,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() {
 		stopBG()
 		bgDone.Wait()
-		if s.plugins != nil {
-			s.plugins.Close()
+		if s.dav != nil {
+			s.dav.Close()
 		}
+		s.closePlugins()
 	}()
 	s.ready.Store(true)
 	s.log.Info("attachd listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
