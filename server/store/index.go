@@ -13,8 +13,9 @@ import (
 
 // The index (package index) is a cache of what the objects tree says (design
 // invariant 5): everything in it but locks and hook deliveries can be rebuilt
-// by reindex. This file is where the store chooses and opens it, and where
-// the index's errors become the store's.
+// by reindex. This file is where the store chooses and opens it (the one
+// place that names an implementation), and where the index's errors become
+// the store's.
 
 // openCheckedIndex opens the data directory's SQLite index, which checks
 // itself. A corrupt one is moved aside, named with the time, and a new one is
@@ -43,6 +44,12 @@ func (s *Store) openCheckedIndex() (idx index.Index, fresh bool, err error) {
 		return nil, false, err
 	}
 	return db, true, nil
+}
+
+// openSharedIndex opens the index of the data directory dir beside the
+// server that owns it, for the commands that read and repair its outbox.
+func openSharedIndex(dir string) (index.Index, error) {
+	return sqlite.OpenExisting(filepath.Join(dir, "index.db"))
 }
 
 // update runs fn in one index transaction, and maps its failure.

@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/attachd/attachd/server/index"
-	"github.com/attachd/attachd/server/index/sqlite"
 )
 
 // The outbox holds one delivery per change and subscriber (a hook, or the
@@ -101,11 +99,11 @@ type Outbox struct{ idx index.Index }
 
 // OpenOutbox opens the outbox of the data directory dir.
 func OpenOutbox(dir string) (*Outbox, error) {
-	db, err := sqlite.OpenExisting(filepath.Join(dir, "index.db"))
+	idx, err := openSharedIndex(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	return &Outbox{idx: db}, nil
+	return &Outbox{idx: idx}, nil
 }
 
 // Close closes the outbox.
