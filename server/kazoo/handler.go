@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/attachd/attachd/server/auth"
+	"github.com/attachd/attachd/server/recording"
 	"github.com/attachd/attachd/server/status"
 	"github.com/attachd/attachd/server/store"
 )
@@ -277,7 +278,7 @@ func (h *Handler) storeMultipart(ctx context.Context, u *auth.User, key string, 
 	if up == nil {
 		return store.Object{}, fmt.Errorf("%w: multipart body has no media part", errBadRequest)
 	}
-	docID := jsonString(doc, "id")
+	docID := recording.Field(doc, "id")
 	if byName {
 		var err error
 		segs := slices.DeleteFunc([]string{docID, mediaName}, func(s string) bool { return s == "" })
@@ -296,7 +297,7 @@ func (h *Handler) storeMultipart(ctx context.Context, u *auth.User, key string, 
 	}
 	mediaID := docID
 	if m, ok := doc["metadata"].(map[string]any); ok {
-		if id := jsonString(m, "media_id"); id != "" {
+		if id := recording.Field(m, "media_id"); id != "" {
 			mediaID = id
 		}
 	}
@@ -308,7 +309,7 @@ func (h *Handler) storeMultipart(ctx context.Context, u *auth.User, key string, 
 	}
 	return up.Commit(ctx, u.Key(key), store.Info{
 		ContentType: mediaType, DocID: docID, MediaID: mediaID,
-		Meta: marshalMeta(meta), Size: -1, ModTime: RecordedAt(meta),
+		Meta: marshalMeta(meta), Size: -1, ModTime: recording.Time(meta),
 	})
 }
 
@@ -423,16 +424,6 @@ func marshalMeta(meta map[string]any) json.RawMessage {
 		return nil // cannot happen: the values came from JSON and queries
 	}
 	return b
-}
-
-func jsonString(m map[string]any, k string) string {
-	switch v := m[k].(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	return ""
 }
 
 // kazooID matches Kazoo document ids: 32 hex digits, MODB ids prefixed with YYYYMM-.

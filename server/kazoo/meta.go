@@ -6,10 +6,9 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/attachd/attachd/server/auth"
+	"github.com/attachd/attachd/server/recording"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -35,10 +34,10 @@ func (h *Handler) mergeFetchQuery(ctx context.Context, o store.Object, params []
 	merged := mergeBounded(old, QueryToJSON(params), int(h.maxFetchMeta()))
 	mediaID, docID := o.MediaID, o.DocID
 	if mediaID == "" {
-		mediaID = jsonString(merged, "media_id")
+		mediaID = recording.Field(merged, "media_id")
 	}
 	if docID == "" {
-		docID = jsonString(merged, "id")
+		docID = recording.Field(merged, "id")
 	}
 	if reflect.DeepEqual(old, merged) && mediaID == o.MediaID && docID == o.DocID {
 		return
@@ -53,7 +52,7 @@ func (h *Handler) mergeFetchQuery(ctx context.Context, o store.Object, params []
 			return false // replaced meanwhile; its own fetches will bring its metadata
 		}
 		n.Meta, n.MediaID, n.DocID = b, mediaID, docID
-		if t := RecordedAt(meta); !t.IsZero() && n.ModTime.Equal(n.Updated) {
+		if t := recording.Time(meta); !t.IsZero() && n.ModTime.Equal(n.Updated) {
 			n.ModTime = t
 		}
 		return true
@@ -113,89 +112,4 @@ func userName(ctx context.Context) string {
 		return u.Name
 	}
 	return ""
-}
-
-// Summary is what an operator wants to see of a voicemail or recording.
-type Summary struct {
-	CallerIDName   string
-	CallerIDNumber string
-	From, To       string
-	Mailbox        string
-	Folder         string
-	MediaID        string
-	DocID          string
-	Length         time.Duration
-	Timestamp      time.Time // zero if unknown
-	AccountID      string
-}
-
-// gregorianOffset converts Kazoo's Gregorian seconds to Unix seconds
-// (docs/kazoo.md §4: Unix = value − 62167219200).
-const gregorianOffset = 62167219200
-
-// Summarize reads a Summary from an object's metadata, looking in the fetch
-// query, then the document's metadata, then the document, then the store query.
-func Summarize(meta json.RawMessage) Summary {
-	var m map[string]any
-	json.Unmarshal(meta, &m)
-	sources := metaSources(m)
-	get := func(keys ...string) string {
-		for _, src := range sources {
-			for _, k := range keys {
-				if v := jsonString(src, k); v != "" {
-					return v
-				}
-			}
-		}
-		return ""
-	}
-	s := Summary{
-		CallerIDName:   get("caller_id_name"),
-		CallerIDNumber: get("caller_id_number"),
-		From:           get("from"),
-		To:             get("to"),
-		Mailbox:        get("mailbox", "to_user", "source_id"),
-		Folder:         get("folder"),
-		MediaID:        get("media_id"),
-		DocID:          get("id"),
-		AccountID:      get("account_id"),
-		Timestamp:      RecordedAt(m),
-	}
-	if ms, err := strconv.ParseInt(get("length", "duration_ms"), 10, 64); err == nil {
-		s.Length = time.Duration(ms) * time.Millisecond
-	}
-	return s
-}
-
-func metaSources(m map[string]any) []map[string]any {
-	var out []map[string]any
-	if fq, ok := m["fetch_query"].(map[string]any); ok {
-		out = append(out, fq)
-	}
-	if doc, ok := m["document"].(map[string]any); ok {
-		if dm, ok := doc["metadata"].(map[string]any); ok {
-			out = append(out, dm)
-		}
-		out = append(out, doc)
-	}
-	if sq, ok := m["store_query"].(map[string]any); ok {
-		out = append(out, sq)
-	}
-	return out
-}
-
-// RecordedAt returns when a voicemail or recording was made, from the
-// Gregorian-seconds timestamp Kazoo puts in its metadata, or the zero time.
-func RecordedAt(meta map[string]any) time.Time {
-	for _, src := range metaSources(meta) {
-		for _, k := range []string{"timestamp", "utc_seconds"} {
-			if v, err := strconv.ParseInt(jsonString(src, k), 10, 64); err == nil && v > gregorianOffset {
-				return time.Unix(v-gregorianOffset, 0)
-			}
-		}
-		if v, err := strconv.ParseInt(jsonString(src, "start"), 10, 64); err == nil && v > gregorianOffset {
-			return time.Unix(v-gregorianOffset, 0)
-		}
-	}
-	return time.Time{}
 }
