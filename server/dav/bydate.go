@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/attachd/attachd/server/kazoo"
+	"github.com/attachd/attachd/server/recording"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -71,7 +71,7 @@ func (q *request) buildView(account string) (viewTree, error) {
 		// dead properties: it is read-only and its files are aliases.
 		// Keeping them would hold max_props_bytes per object.
 		o.Props = nil
-		s := kazoo.Summarize(o.Meta)
+		s := recording.Summarize(o.Meta)
 		acct := safeName(firstNonEmpty(s.AccountID, accountFromKey(o.Key)), 64)
 		if account != "" && acct != account {
 			return nil
@@ -280,16 +280,14 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // propfindView answers PROPFIND inside the view.
-func (q *request) propfindView(pf propfindReq, depth int) {
+func (q *request) propfindView(pf propfindReq, depth int) error {
 	self, kids, err := q.viewResources(q.view, depth)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	pc, err := q.propCtx(propfindReq{}, "", false)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	m := newMultistatus(q.w)
 	pc.write(m, self, pf)
@@ -297,34 +295,34 @@ func (q *request) propfindView(pf propfindReq, depth int) {
 		pc.write(m, &kids[i], pf)
 		if len(m.b) > 32<<10 {
 			if m.flush() != nil {
-				return
+				return nil // the client went away
 			}
 		}
 	}
 	m.close()
+	return nil
 }
 
 // getView answers GET and HEAD inside the view: a file's bytes (the same
 // object, the same ETag) or a folder's HTML index.
-func (q *request) getView() {
+func (q *request) getView() error {
 	self, kids, err := q.viewResources(q.view, 1)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if !self.dir {
 		f, o, err := q.h.st.Open(q.r.Context(), self.obj.Key)
 		if err != nil {
-			q.fail(err)
-			return
+			return err
 		}
 		defer f.Close()
 		q.serveObject(f, o)
-		return
+		return nil
 	}
 	entries := make([]listEntry, 0, len(kids))
 	for _, k := range kids {
 		entries = append(entries, listEntry{Entry: store.Entry{Name: store.EscapeSegment(k.name), IsDir: k.dir, Object: k.obj}})
 	}
 	q.writeListing(self.href, entries, false)
+	return nil
 }

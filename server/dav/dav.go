@@ -135,59 +135,75 @@ type request struct {
 	view *viewPath
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every error of a request is answered
+// here, by fail: a method's handler returns its error before it has written
+// anything, and writes only the answers that are not errors (including 207).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u := auth.FromContext(r.Context())
 	if r.Method == http.MethodOptions {
 		// Answered before anything is looked up: Windows' mini-redirector
 		// sends its first OPTIONS without credentials (docs/webdav-clients.md §4.1).
 		h.options(w, r)
 		return
 	}
+	u := auth.FromContext(r.Context())
 	if u == nil {
 		auth.Challenge(w)
 		return
 	}
 	q := &request{h: h, w: w, r: r, u: u}
-	rel, view, err := h.resolve(r.URL.EscapedPath())
-	if err != nil {
+	if err := q.serve(); err != nil {
 		q.fail(err)
-		return
 	}
-	q.rel, q.key, q.view = rel, u.Key(rel), view
-	if isWrite(r.Method) {
-		if !u.Write {
-			q.fail(errReadOnlyUser)
-			return
-		}
-		if view != nil && r.Method != "COPY" {
-			q.fail(errReadOnlyView)
-			return
-		}
+}
+
+// serve resolves the request's target and runs its method's handler.
+func (q *request) serve() error {
+	rel, view, err := q.h.resolve(q.r.URL.EscapedPath())
+	if err != nil {
+		return err
 	}
-	switch r.Method {
+	q.rel, q.key, q.view = rel, q.u.Key(rel), view
+	if err := q.mayWrite(); err != nil {
+		return err
+	}
+	switch q.r.Method {
 	case http.MethodGet, http.MethodHead:
-		q.get()
+		return q.get()
 	case http.MethodPut:
-		q.put()
+		return q.put()
 	case http.MethodDelete:
-		q.delete()
+		return q.delete()
 	case "MKCOL":
-		q.mkcol()
+		return q.mkcol()
 	case "COPY", "MOVE":
-		q.copyMove(r.Method == "MOVE")
+		return q.copyMove(q.r.Method == "MOVE")
 	case "PROPFIND":
-		q.propfind()
+		return q.propfind()
 	case "PROPPATCH":
-		q.proppatch()
+		return q.proppatch()
 	case "LOCK":
-		q.lock()
+		return q.lock()
 	case "UNLOCK":
-		q.unlock()
-	default:
-		w.Header().Set("Allow", allowed)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return q.unlock()
 	}
+	q.w.Header().Set("Allow", allowed)
+	http.Error(q.w, "method not allowed", http.StatusMethodNotAllowed)
+	return nil
+}
+
+// mayWrite refuses a method that writes to a read-only user, and inside the
+// @by-date view to everything but a COPY out of it.
+func (q *request) mayWrite() error {
+	if !isWrite(q.r.Method) {
+		return nil
+	}
+	if !q.u.Write {
+		return errReadOnlyUser
+	}
+	if q.view != nil && q.r.Method != "COPY" {
+		return errReadOnlyView
+	}
+	return nil
 }
 
 // allowed is the Allow header, without spaces for the same clients as DAV.

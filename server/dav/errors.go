@@ -23,10 +23,12 @@ var (
 	errTooLarge     = errors.New("request body too large")
 	errFull         = errors.New("insufficient storage")
 	errFiniteDepth  = errors.New("PROPFIND with Depth: infinity is not supported")
+	errNoSuchLock   = errors.New("no such lock on this resource")
 )
 
-// fail answers the request with the status err maps to. Server-side errors
-// are logged; the client gets a short message without internals.
+// fail answers the request with the status err maps to; ServeHTTP calls it
+// for every error a handler returns. Server-side errors are logged; the
+// client gets a short message without internals.
 func (q *request) fail(err error) {
 	code := statusOf(err)
 	switch code {
@@ -78,6 +80,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errFull):
 		return http.StatusInsufficientStorage
+	case errors.Is(err, errNoSuchLock):
+		return http.StatusConflict
 	}
 	code, _ := status.Of(err)
 	return code

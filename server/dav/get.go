@@ -15,27 +15,24 @@ import (
 
 // get answers GET and HEAD: an object's bytes, with ranges, or a small HTML
 // index for a collection.
-func (q *request) get() {
+func (q *request) get() error {
 	if q.view != nil {
-		q.getView()
-		return
+		return q.getView()
 	}
 	f, o, err := q.h.st.Open(q.r.Context(), q.key)
 	if errors.Is(err, store.ErrNotFound) {
 		res, err := q.stat()
 		if err != nil {
-			q.fail(err)
-			return
+			return err
 		}
-		q.listing(&res)
-		return
+		return q.listing(&res)
 	}
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	defer f.Close()
 	q.serveObject(f, o)
+	return nil
 }
 
 // serveObject sends an object's bytes. The Content-Type is the stored one,
@@ -58,17 +55,16 @@ func (q *request) serveObject(f store.ReadSeekCloser, o store.Object) {
 // link then shows the files, and their links download them; lftp and other
 // clients without PROPFIND list folders from it. It reads the listing
 // PROPFIND reads (and its cache), and is streamed the same way.
-func (q *request) listing(res *resource) {
+func (q *request) listing(res *resource) error {
 	if !res.dir {
-		q.fail(store.ErrNotFound)
-		return
+		return store.ErrNotFound
 	}
 	kids, err := q.h.lists.list(context.WithoutCancel(q.r.Context()), q.h.st, q.key, false)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	q.writeListing(res.href, kids, q.rel == "" && q.h.opts.ByDate)
+	return nil
 }
 
 func (q *request) writeListing(href string, kids []listEntry, withView bool) {

@@ -30,78 +30,87 @@ func depth(r *http.Request, def int) (int, error) {
 // is refused with the propfind-finite-depth precondition, as Apache and nginx
 // do, since it would walk the whole store. A missing Depth is taken as 1, not
 // infinity: sftpgo does the same, and the clients that omit it want a listing.
-func (q *request) propfind() {
-	d, err := depth(q.r, 1)
+func (q *request) propfind() error {
+	pf, d, err := q.parsePropfindRequest()
 	if err != nil {
-		q.fail(err)
-		return
-	}
-	if d < 0 {
-		q.fail(errFiniteDepth)
-		return
-	}
-	body, err := q.readXMLBody()
-	if err != nil {
-		q.fail(err)
-		return
-	}
-	pf, err := parsePropfind(body, q.h.maxPropfindNames())
-	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if q.view != nil {
-		q.propfindView(pf, d)
-		return
+		return q.propfindView(pf, d)
 	}
 	self, err := q.stat()
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
-	pc, err := q.propCtx(pf, self.key, self.dir && d == 1)
+	members := self.dir && d == 1
+	pc, err := q.propCtx(pf, self.key, members)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	m := newMultistatus(q.w)
 	pc.write(m, &self, pf)
-	if self.dir && d == 1 && q.rel == "" && q.h.opts.ByDate {
+	if members && q.rel == "" && q.h.opts.ByDate {
 		pc.write(m, q.viewRoot(), pf)
 	}
-	if self.dir && d == 1 {
+	if members {
 		// One index listing (or its cached copy): nothing per child is
 		// opened, stat'ed or sniffed (x/net/webdav does all three:
 		// docs/webdav-clients.md §3.3). Without cancellation: modernc.org/sqlite
 		// arms an interrupt watch on every row step for a cancellable context.
 		kids, err := q.h.lists.list(context.WithoutCancel(q.r.Context()), q.h.st, q.key, pf.wantsMeta())
 		if err != nil {
-			q.fail(err)
-			return
+			return err
 		}
-		var r resource
-		for i := range kids {
-			if q.h.opts.HideJunk == JunkHide && isJunk(store.UnescapeSegment(kids[i].Name)) {
-				continue
-			}
-			e, err := kids[i].load(context.WithoutCancel(q.r.Context()), q.h.st)
-			if err != nil {
-				if !errors.Is(err, store.ErrNotFound) { // else removed since listed
-					q.h.log.Warn("PROPFIND: entry left out", "key", kids[i].Key, "err", err)
-				}
-				continue
-			}
-			r = resource{key: e.Key, dir: e.IsDir, obj: e.Object, d: e.Dir}
-			r.href = q.childHref(self.href, e.Name, e.IsDir)
-			pc.write(m, &r, pf)
-			if len(m.b) > 32<<10 {
-				if m.flush() != nil {
-					return // the client went away
-				}
-			}
+		if q.writeMembers(m, pc, pf, self.href, kids) != nil {
+			return nil // the client went away
 		}
 	}
 	m.close()
+	return nil
+}
+
+// parsePropfindRequest reads a PROPFIND's Depth, 0 or 1, and its body.
+func (q *request) parsePropfindRequest() (propfindReq, int, error) {
+	d, err := depth(q.r, 1)
+	if err != nil {
+		return propfindReq{}, 0, err
+	}
+	if d < 0 {
+		return propfindReq{}, 0, errFiniteDepth
+	}
+	body, err := q.readXMLBody()
+	if err != nil {
+		return propfindReq{}, 0, err
+	}
+	pf, err := parsePropfind(body, q.h.maxPropfindNames())
+	return pf, d, err
+}
+
+// writeMembers appends a <response> for each member of the collection at
+// parent to m, flushing as it goes. Its error is the connection's.
+func (q *request) writeMembers(m *multistatus, pc *propCtx, pf propfindReq, parent string, kids []listEntry) error {
+	var r resource
+	for i := range kids {
+		if q.h.opts.HideJunk == JunkHide && isJunk(store.UnescapeSegment(kids[i].Name)) {
+			continue
+		}
+		e, err := kids[i].load(context.WithoutCancel(q.r.Context()), q.h.st)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) { // else removed since listed
+				q.h.log.Warn("PROPFIND: entry left out", "key", kids[i].Key, "err", err)
+			}
+			continue
+		}
+		r = resource{key: e.Key, dir: e.IsDir, obj: e.Object, d: e.Dir}
+		r.href = q.childHref(parent, e.Name, e.IsDir)
+		pc.write(m, &r, pf)
+		if len(m.b) > 32<<10 {
+			if err := m.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // maxPropfindNames is the most properties a PROPFIND may name: more than
@@ -175,105 +184,120 @@ func (q *request) propCtx(pf propfindReq, key string, below bool) (*propCtx, err
 
 // write appends the <response> for r to m.
 func (pc *propCtx) write(m *multistatus, r *resource, pf propfindReq) {
-	b := m.b
-	b = append(b, "<D:response><D:href>"...)
+	b := append(m.b, "<D:response><D:href>"...)
 	b = appendEscaped(b, r.href)
 	b = append(b, "</D:href><D:propstat><D:prop>"...)
 	switch {
 	case pf.propname:
-		for _, n := range allLive {
-			b = appendEmpty(b, n)
-		}
-		if r.dir && !r.virtual {
-			b = appendEmpty(b, pnQuotaAvail)
-			b = appendEmpty(b, pnQuotaUsed)
-		}
-		if !r.dir {
-			for k, v := range kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID) {
-				if v != "" {
-					b = appendEmpty(b, xml.Name{Space: NSAttachd, Local: k})
-				}
-			}
-		}
-		for _, p := range pc.deadProps(r) {
-			b = appendEmpty(b, xml.Name{Space: p.NS, Local: p.Name})
-		}
-		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+		b = pc.appendPropNames(b, r)
 	case pf.allprop:
-		for _, n := range allLive {
-			start := len(b)
-			b = appendOpen(b, n)
-			var ok bool
-			if b, ok = pc.appendLive(b, r, n); !ok {
-				b = b[:start]
-				continue
-			}
-			b = appendClose(b, n)
-		}
-		if !r.dir {
-			if kv := kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID); kv != nil {
-				for _, k := range kazooProps {
-					if v := kv[k]; v != "" {
-						b = appendProp(b, xml.Name{Space: NSAttachd, Local: k}, appendEscaped(nil, v))
-					}
-				}
-			}
-		}
-		dead := pc.deadProps(r)
-		for _, p := range dead {
-			b = appendDead(b, p)
-		}
-		// <include> names live properties allprop leaves out.
-		for _, n := range pf.names {
-			start := len(b)
-			b = appendOpen(b, n)
-			var ok bool
-			if b, ok = pc.appendLive(b, r, n); !ok {
-				b = b[:start]
-				continue
-			}
-			b = appendClose(b, n)
-		}
-		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+		b = pc.appendAllProps(b, r, pf.names)
 	default:
-		var missing []xml.Name
-		dead := pc.deadProps(r)
-		for _, n := range pf.names {
-			start := len(b)
-			b = appendOpen(b, n)
-			var ok bool
-			if b, ok = pc.appendLive(b, r, n); ok {
-				b = appendClose(b, n)
-				continue
+		b = pc.appendNamedProps(b, r, pf.names)
+	}
+	m.b = append(b, "</D:response>\n"...)
+}
+
+// appendPropNames appends the rest of a propname answer: the name of every
+// property r has, in one propstat.
+func (pc *propCtx) appendPropNames(b []byte, r *resource) []byte {
+	for _, n := range allLive {
+		b = appendEmpty(b, n)
+	}
+	if r.dir && !r.virtual {
+		b = appendEmpty(b, pnQuotaAvail)
+		b = appendEmpty(b, pnQuotaUsed)
+	}
+	if !r.dir {
+		for k, v := range kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID) {
+			if v != "" {
+				b = appendEmpty(b, xml.Name{Space: NSAttachd, Local: k})
 			}
-			b = b[:start]
-			found := false
-			for _, p := range dead {
-				if p.NS == n.Space && p.Name == n.Local {
-					b = appendDead(b, p)
-					found = true
-					break
-				}
-			}
-			if !found {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) == len(pf.names) && len(missing) > 0 {
-			b = b[:len(b)-len("<D:propstat><D:prop>")]
-		} else {
-			b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
-		}
-		if len(missing) > 0 {
-			b = append(b, "<D:propstat><D:prop>"...)
-			for _, n := range missing {
-				b = appendEmpty(b, n)
-			}
-			b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
 		}
 	}
-	b = append(b, "</D:response>\n"...)
-	m.b = b
+	for _, p := range pc.deadProps(r) {
+		b = appendEmpty(b, xml.Name{Space: p.NS, Local: p.Name})
+	}
+	return append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+}
+
+// appendAllProps appends the rest of an allprop answer: the live properties
+// RFC 4918 defines, the Kazoo metadata, the dead properties, and those the
+// <include> element names (allprop leaves them out).
+func (pc *propCtx) appendAllProps(b []byte, r *resource, include []xml.Name) []byte {
+	for _, n := range allLive {
+		b, _ = pc.appendLiveProp(b, r, n)
+	}
+	if !r.dir {
+		if kv := kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID); kv != nil {
+			for _, k := range kazooProps {
+				if v := kv[k]; v != "" {
+					b = appendProp(b, xml.Name{Space: NSAttachd, Local: k}, appendEscaped(nil, v))
+				}
+			}
+		}
+	}
+	for _, p := range pc.deadProps(r) {
+		b = appendDead(b, p)
+	}
+	for _, n := range include {
+		b, _ = pc.appendLiveProp(b, r, n)
+	}
+	return append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+}
+
+// appendNamedProps appends the rest of an answer for the properties named:
+// those r has in a 200 propstat, the others in a 404 one.
+func (pc *propCtx) appendNamedProps(b []byte, r *resource, names []xml.Name) []byte {
+	var missing []xml.Name
+	dead := pc.deadProps(r)
+	for _, n := range names {
+		var ok bool
+		if b, ok = pc.appendLiveProp(b, r, n); ok {
+			continue
+		}
+		if p, ok := findDead(dead, n); ok {
+			b = appendDead(b, p)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == len(names) && len(missing) > 0 {
+		// No 200 propstat: take back its opening, which write appended.
+		b = b[:len(b)-len("<D:propstat><D:prop>")]
+	} else {
+		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+	}
+	if len(missing) > 0 {
+		b = append(b, "<D:propstat><D:prop>"...)
+		for _, n := range missing {
+			b = appendEmpty(b, n)
+		}
+		b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
+	}
+	return b
+}
+
+// appendLiveProp appends the element of the live property n, and reports
+// whether r has it; if not, b is returned as it was.
+func (pc *propCtx) appendLiveProp(b []byte, r *resource, n xml.Name) ([]byte, bool) {
+	start := len(b)
+	b = appendOpen(b, n)
+	b, ok := pc.appendLive(b, r, n)
+	if !ok {
+		return b[:start], false
+	}
+	return appendClose(b, n), true
+}
+
+// findDead returns the dead property named n.
+func findDead(dead []deadProp, n xml.Name) (deadProp, bool) {
+	for _, p := range dead {
+		if p.NS == n.Space && p.Name == n.Local {
+			return p, true
+		}
+	}
+	return deadProp{}, false
 }
 
 // wantsMeta reports whether the answer shows Kazoo metadata, which is read

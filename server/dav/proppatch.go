@@ -20,106 +20,119 @@ const nsWin32 = "urn:schemas-microsoft-com:"
 // Windows (Win32LastModifiedTime) and sftpgo-style clients (getlastmodified)
 // set this way; other Win32* properties are accepted and dropped, as Windows
 // only needs a 207 that says they were (golang/go #43929).
-func (q *request) proppatch() {
+func (q *request) proppatch() error {
 	body, err := q.readXMLBody()
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	ops, err := parseProppatch(body)
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	res, err := q.stat()
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.preconditions(lockTarget{key: q.key}); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
-	type result struct {
-		name   xml.Name
-		status int
-		set    bool // a dead property this request sets
-	}
-	var results []result
-	failed := false
-	var mtime time.Time
-	dead := newPropSet(deadProps(res.props()))
+	pt := &patch{dead: newPropSet(deadProps(res.props()))}
 	for _, op := range ops {
 		for _, p := range op.props {
-			n := xml.Name{Space: p.NS, Local: p.Name}
-			r := result{name: n, status: http.StatusOK}
-			switch {
-			case res.key == "" && res.dir:
-				r.status = http.StatusForbidden // the store root keeps no properties
-			case n.Space == nsWin32:
-				if n.Local == "Win32LastModifiedTime" && !op.remove {
-					if t, err := http.ParseTime(textOf(p.XML)); err == nil {
-						mtime = t
-					}
-				}
-			case n == pnLastModified && !op.remove:
-				t, err := http.ParseTime(textOf(p.XML))
-				if err != nil {
-					r.status = http.StatusConflict
-				} else {
-					mtime = t
-				}
-			case n.Space == NSAttachd, n.Space == nsDAV && liveDAV[n.Local]:
-				r.status = http.StatusForbidden
-			default:
-				dead.apply(p, op.remove)
-				r.set = !op.remove
-			}
-			failed = failed || r.status != http.StatusOK
-			results = append(results, r)
+			pt.apply(&res, p, op.remove)
 		}
 	}
-	final := dead.list()
-	if !failed {
-		if full := q.h.overflow(final, dead.setHere); len(full) > 0 {
-			// RFC 4918 §9.2.1: 507 for the properties that did not fit,
-			// 424 for the rest, and nothing is stored.
-			failed = true
-			for i, r := range results {
-				if r.set && full[r.name] {
-					results[i].status = http.StatusInsufficientStorage
-				}
-			}
-		}
+	final := pt.dead.list()
+	if !pt.failed {
+		pt.checkLimits(q.h, final)
 	}
-	if !failed {
-		err = q.saveProps(&res, final, mtime)
-		if err != nil {
-			q.fail(err)
-			return
+	if !pt.failed {
+		if err := q.saveProps(&res, final, pt.mtime); err != nil {
+			return err
 		}
 	}
 	m := newMultistatus(q.w)
+	pt.write(m, res.href)
+	m.close()
+	return nil
+}
+
+// patch is a PROPPATCH's instructions applied in memory, to be stored only
+// if every one of them succeeded.
+type patch struct {
+	results []patchResult
+	dead    *propSet
+	mtime   time.Time // the modification time the request sets, or zero
+	failed  bool      // some instruction failed: nothing is stored
+}
+
+// patchResult is the outcome of one instruction.
+type patchResult struct {
+	name   xml.Name
+	status int
+	set    bool // a dead property this request sets
+}
+
+// apply applies one instruction to res's properties.
+func (pt *patch) apply(res *resource, p deadProp, remove bool) {
+	n := xml.Name{Space: p.NS, Local: p.Name}
+	r := patchResult{name: n, status: http.StatusOK}
+	switch {
+	case res.key == "" && res.dir:
+		r.status = http.StatusForbidden // the store root keeps no properties
+	case n.Space == nsWin32:
+		if n.Local == "Win32LastModifiedTime" && !remove {
+			if t, err := http.ParseTime(textOf(p.XML)); err == nil {
+				pt.mtime = t
+			}
+		}
+	case n == pnLastModified && !remove:
+		t, err := http.ParseTime(textOf(p.XML))
+		if err != nil {
+			r.status = http.StatusConflict
+		} else {
+			pt.mtime = t
+		}
+	case n.Space == NSAttachd, n.Space == nsDAV && liveDAV[n.Local]:
+		r.status = http.StatusForbidden
+	default:
+		pt.dead.apply(p, remove)
+		r.set = !remove
+	}
+	pt.failed = pt.failed || r.status != http.StatusOK
+	pt.results = append(pt.results, r)
+}
+
+// checkLimits fails the patch if the dead properties it leaves, final, do
+// not fit in the limits. RFC 4918 §9.2.1: 507 for the properties that did
+// not fit, 424 for the rest, and nothing is stored.
+func (pt *patch) checkLimits(h *Handler, final []deadProp) {
+	full := h.overflow(final, pt.dead.setHere)
+	if len(full) == 0 {
+		return
+	}
+	pt.failed = true
+	for i, r := range pt.results {
+		if r.set && full[r.name] {
+			pt.results[i].status = http.StatusInsufficientStorage
+		}
+	}
+}
+
+// write appends the <response> for the resource at href to m: one propstat
+// per status.
+func (pt *patch) write(m *multistatus, href string) {
 	m.b = append(m.b, "<D:response><D:href>"...)
-	m.b = appendEscaped(m.b, res.href)
+	m.b = appendEscaped(m.b, href)
 	m.b = append(m.b, "</D:href>"...)
-	if len(results) == 0 {
+	if len(pt.results) == 0 {
 		// An update of nothing succeeds; the answer says so as Apache's
 		// does, with an empty propstat.
 		m.b = append(m.b, "<D:propstat><D:prop></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
 	}
 	for _, code := range []int{http.StatusOK, http.StatusForbidden, http.StatusConflict,
 		http.StatusInsufficientStorage, http.StatusFailedDependency} {
-		var names []xml.Name
-		for _, r := range results {
-			s := r.status
-			if failed && s == http.StatusOK {
-				s = http.StatusFailedDependency // §9.2: nothing was applied
-			}
-			if s == code {
-				names = append(names, r.name)
-			}
-		}
+		names := pt.namesWith(code)
 		if len(names) == 0 {
 			continue
 		}
@@ -132,7 +145,21 @@ func (q *request) proppatch() {
 		m.b = append(m.b, "</D:status></D:propstat>"...)
 	}
 	m.b = append(m.b, "</D:response>\n"...)
-	m.close()
+}
+
+// namesWith returns the properties whose instruction ended with code.
+func (pt *patch) namesWith(code int) []xml.Name {
+	var names []xml.Name
+	for _, r := range pt.results {
+		s := r.status
+		if pt.failed && s == http.StatusOK {
+			s = http.StatusFailedDependency // §9.2: nothing was applied
+		}
+		if s == code {
+			names = append(names, r.name)
+		}
+	}
+	return names
 }
 
 // propSet is a resource's dead properties being changed by a PROPPATCH.

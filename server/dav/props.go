@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/attachd/attachd/server/kazoo"
+	"github.com/attachd/attachd/server/recording"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -81,7 +81,7 @@ func kazooValues(meta json.RawMessage, mediaID, docID string) map[string]string 
 	if len(meta) <= 2 && mediaID == "" && docID == "" {
 		return nil
 	}
-	s := kazoo.Summarize(meta)
+	s := recording.Summarize(meta)
 	v := map[string]string{
 		"caller-id-name": s.CallerIDName, "caller-id-number": s.CallerIDNumber,
 		"from": s.From, "to": s.To, "mailbox": s.Mailbox, "folder": s.Folder,
@@ -162,20 +162,31 @@ func (r *resource) created() time.Time {
 // appendLive appends the value of a live property and reports whether the
 // resource has it.
 func (pc *propCtx) appendLive(b []byte, r *resource, n xml.Name) ([]byte, bool) {
-	if n.Space == NSAttachd {
-		if r.dir {
-			return b, false
-		}
-		v := kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID)[n.Local]
-		if v == "" {
-			return b, false
-		}
-		return appendEscaped(b, v), true
+	switch n.Space {
+	case NSAttachd:
+		return appendKazooLive(b, r, n.Local)
+	case nsDAV:
+		return pc.appendDAVLive(b, r, n.Local)
 	}
-	if n.Space != nsDAV {
+	return b, false
+}
+
+// appendKazooLive appends the value of an attachd-namespace property: one
+// item of an object's Kazoo metadata.
+func appendKazooLive(b []byte, r *resource, name string) ([]byte, bool) {
+	if r.dir {
 		return b, false
 	}
-	switch n.Local {
+	v := kazooValues(r.obj.Meta, r.obj.MediaID, r.obj.DocID)[name]
+	if v == "" {
+		return b, false
+	}
+	return appendEscaped(b, v), true
+}
+
+// appendDAVLive appends the value of a DAV: live property.
+func (pc *propCtx) appendDAVLive(b []byte, r *resource, name string) ([]byte, bool) {
+	switch name {
 	case "resourcetype":
 		if r.dir {
 			b = append(b, "<D:collection/>"...)
@@ -217,33 +228,45 @@ func (pc *propCtx) appendLive(b []byte, r *resource, n xml.Name) ([]byte, bool) 
 		}
 		b = t.UTC().AppendFormat(b, time.RFC3339)
 	case "supportedlock":
-		if r.virtual {
-			return b, true
-		}
-		b = append(b, supportedLock...)
-	case "lockdiscovery":
 		if !r.virtual {
-			for _, l := range pc.locks {
-				if l.Covers(r.key) {
-					b = appendActiveLock(b, l, pc.hrefOf(l.Root), pc.nowForLocks)
-				}
-			}
+			b = append(b, supportedLock...)
 		}
+	case "lockdiscovery":
+		b = pc.appendLockDiscovery(b, r)
 	case "quota-available-bytes", "quota-used-bytes":
-		// RFC 4331 defines them on collections only, and davix reads a
-		// file's quota-used-bytes as its size.
-		if !r.dir || r.virtual || !pc.quotaOK {
-			return b, false
-		}
-		v := pc.quotaAvail
-		if n.Local == "quota-used-bytes" {
-			v = pc.quotaUsed
-		}
-		b = strconv.AppendUint(b, v, 10)
+		return pc.appendQuota(b, r, name == "quota-used-bytes")
 	default:
 		return b, false
 	}
 	return b, true
+}
+
+// appendLockDiscovery appends the active locks that cover r. The view's
+// resources cannot be locked.
+func (pc *propCtx) appendLockDiscovery(b []byte, r *resource) []byte {
+	if r.virtual {
+		return b
+	}
+	for _, l := range pc.locks {
+		if l.Covers(r.key) {
+			b = appendActiveLock(b, l, pc.hrefOf(l.Root), pc.nowForLocks)
+		}
+	}
+	return b
+}
+
+// appendQuota appends quota-used-bytes (used) or quota-available-bytes.
+// RFC 4331 defines them on collections only, and davix reads a file's
+// quota-used-bytes as its size.
+func (pc *propCtx) appendQuota(b []byte, r *resource, used bool) ([]byte, bool) {
+	if !r.dir || r.virtual || !pc.quotaOK {
+		return b, false
+	}
+	v := pc.quotaAvail
+	if used {
+		v = pc.quotaUsed
+	}
+	return strconv.AppendUint(b, v, 10), true
 }
 
 const supportedLock = `<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>` +

@@ -16,34 +16,51 @@ import (
 // Content-Length said, is committed (x/net/webdav truncates the file first
 // and writes in place: docs/webdav-clients.md §3.1). The old version stays until the
 // commit replaces it in one step. 201 for a new resource, 204 for an overwrite.
-func (q *request) put() {
-	ctx := q.r.Context()
+func (q *request) put() error {
 	if q.rel == "" {
-		q.fail(errNotAllowed)
-		return
+		return errNotAllowed
 	}
 	if q.h.opts.HideJunk == JunkRefuse && isJunk(lastSegment(q.key)) {
-		q.fail(errJunk)
-		return
+		return errJunk
 	}
 	if q.h.discardJunk(q.key) {
-		q.discard()
-		return
+		return q.discard()
 	}
-	old, err := q.h.st.Stat(ctx, q.key)
-	exists := err == nil
+	old, exists, err := q.checkPut()
+	if err != nil {
+		return err
+	}
+	info, hasMtime := q.putInfo(old, exists)
+	o, err := q.commitBody(info)
+	if err != nil {
+		return err
+	}
+	q.w.Header().Set("ETag", o.ETag())
+	if hasMtime {
+		q.w.Header().Set("X-OC-Mtime", "accepted") // what ownCloud clients and rclone look for
+	}
+	if exists {
+		q.w.WriteHeader(http.StatusNoContent)
+	} else {
+		q.w.WriteHeader(http.StatusCreated)
+	}
+	return nil
+}
+
+// checkPut checks that a PUT may write the target, before its body is read,
+// and returns the object it replaces, if one exists.
+func (q *request) checkPut() (old store.Object, exists bool, err error) {
+	old, err = q.h.st.Stat(q.r.Context(), q.key)
+	exists = err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		q.fail(err)
-		return
+		return old, false, err
 	}
 	if !exists {
-		if _, err := q.h.st.StatDir(ctx, q.key); err == nil {
-			q.fail(fmt.Errorf("%w: a collection is here", errNotAllowed))
-			return
+		if _, err := q.h.st.StatDir(q.r.Context(), q.key); err == nil {
+			return old, false, fmt.Errorf("%w: a collection is here", errNotAllowed)
 		}
 		if err := q.parentExists(); err != nil {
-			q.fail(err)
-			return
+			return old, false, err
 		}
 	}
 	etag := ""
@@ -51,17 +68,17 @@ func (q *request) put() {
 		etag = old.ETag()
 	}
 	if err := httpConditions(q.r, etag); err != nil {
-		q.fail(err)
-		return
+		return old, exists, err
 	}
 	if err := q.preconditions(lockTarget{key: q.key, member: !exists}); err != nil {
-		q.fail(err)
-		return
+		return old, exists, err
 	}
-	if err := q.h.st.CheckSize(q.r.ContentLength); err != nil {
-		q.fail(err)
-		return
-	}
+	return old, exists, q.h.st.CheckSize(q.r.ContentLength)
+}
+
+// putInfo returns what is stored with the PUT's body, and whether the client
+// sent the modification time.
+func (q *request) putInfo(old store.Object, exists bool) (store.Info, bool) {
 	info := store.Info{ContentType: q.r.Header.Get("Content-Type"), Size: q.r.ContentLength}
 	if info.ContentType == "" {
 		info.ContentType = typeByName(q.key)
@@ -73,37 +90,29 @@ func (q *request) put() {
 		// metadata stay with it, as Apache keeps properties over a PUT.
 		info.Props, info.Meta, info.DocID, info.MediaID = old.Props, old.Meta, old.DocID, old.MediaID
 	}
+	return info, hasMtime
+}
+
+// commitBody receives the request body into a store upload and commits it
+// at the target only if it arrived whole.
+func (q *request) commitBody(info store.Info) (store.Object, error) {
 	up, err := q.h.st.Receive(q.r.Body, q.r.ContentLength)
 	if err != nil {
-		q.fail(err)
-		return
+		return store.Object{}, err
 	}
 	defer up.Abort()
-	o, err := up.Commit(ctx, q.key, info)
-	if err != nil {
-		q.fail(err)
-		return
-	}
-	q.w.Header().Set("ETag", o.ETag())
-	if hasMtime {
-		q.w.Header().Set("X-OC-Mtime", "accepted") // what ownCloud clients and rclone look for
-	}
-	if exists {
-		q.w.WriteHeader(http.StatusNoContent)
-	} else {
-		q.w.WriteHeader(http.StatusCreated)
-	}
+	return up.Commit(q.r.Context(), q.key, info)
 }
 
 // discard answers a PUT of junk that is not kept: the body is read (within
 // the store's maximum) so that the client sees its upload go through, and
 // thrown away. A junk file stored before hide mode is left as it was.
-func (q *request) discard() {
+func (q *request) discard() error {
 	if err := q.h.st.Discard(q.r.Body, q.r.ContentLength); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	q.w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
 // ocMtime reads X-OC-Mtime, the ownCloud header in which rclone and the

@@ -10,93 +10,80 @@ import (
 
 // delete answers DELETE (RFC 4918 §9.6) and releases the locks on what it
 // removed (x/net/webdav leaves them: golang/go #42839).
-func (q *request) delete() {
+func (q *request) delete() error {
 	ctx := q.r.Context()
 	if q.rel == "" {
-		q.fail(fmt.Errorf("%w: cannot delete the root", errForbidden))
-		return
+		return fmt.Errorf("%w: cannot delete the root", errForbidden)
 	}
 	res, err := q.stat()
 	if err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if d, err := depth(q.r, -1); err != nil || (res.dir && d != -1) {
-		q.fail(fmt.Errorf("%w: DELETE of a collection takes Depth: infinity", errBadRequest))
-		return
+		return fmt.Errorf("%w: DELETE of a collection takes Depth: infinity", errBadRequest)
 	}
 	etag := ""
 	if !res.dir {
 		etag = res.obj.ETag()
 	}
 	if err := httpConditions(q.r, etag); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.preconditions(lockTarget{key: q.key, below: true, member: true}); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.h.st.RemoveAll(ctx, q.key); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.h.st.ReleaseLocks(ctx, q.key); err != nil {
 		q.h.log.Warn("could not release the locks of a deleted resource", "key", q.key, "err", err)
 	}
 	q.w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // mkcol answers MKCOL (RFC 4918 §9.3).
-func (q *request) mkcol() {
+func (q *request) mkcol() error {
 	ctx := q.r.Context()
 	if q.r.ContentLength > 0 || (q.r.ContentLength < 0 && q.r.Body != http.NoBody) {
 		// §9.3.1: a body we do not understand is 415.
 		var one [1]byte
 		if n, _ := q.r.Body.Read(one[:]); n > 0 {
-			q.fail(errUnsupported)
-			return
+			return errUnsupported
 		}
 	}
 	if q.rel == "" {
-		q.fail(fmt.Errorf("%w: the root exists", errNotAllowed))
-		return
+		return fmt.Errorf("%w: the root exists", errNotAllowed)
 	}
 	if q.h.opts.HideJunk == JunkRefuse && isJunk(lastSegment(q.key)) {
-		q.fail(errJunk)
-		return
+		return errJunk
 	}
 	if q.h.discardJunk(q.key) {
 		q.w.WriteHeader(http.StatusCreated)
-		return
+		return nil
 	}
 	if _, err := q.stat(); err == nil {
-		q.fail(fmt.Errorf("%w: already exists", errNotAllowed))
-		return
+		return fmt.Errorf("%w: already exists", errNotAllowed)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.parentExists(); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.preconditions(lockTarget{key: q.key, member: true}); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	if err := q.ensureRoot(); err != nil {
-		q.fail(err)
-		return
+		return err
 	}
 	switch err := q.h.st.Mkdir(ctx, q.key); {
 	case errors.Is(err, store.ErrExists):
-		q.fail(fmt.Errorf("%w: already exists", errNotAllowed))
+		return fmt.Errorf("%w: already exists", errNotAllowed)
 	case err != nil:
-		q.fail(err)
-	default:
-		q.w.WriteHeader(http.StatusCreated)
+		return err
 	}
+	q.w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
 // ensureRoot creates the folders of the user's root if nothing was stored
