@@ -41,6 +41,7 @@ type Config struct {
 	Log     Log                `toml:"log"`
 	Limits  Limits             `toml:"limits"`
 	Metrics Metrics            `toml:"metrics"`
+	Cluster Cluster            `toml:"cluster"`
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
 	Users   []User             `toml:"users"`
@@ -71,6 +72,31 @@ type Limits struct {
 	MaxProps        int      `toml:"max_props"`         // dead properties per object or folder
 	MaxPropsBytes   Size     `toml:"max_props_bytes"`   // their total size per object or folder
 	MaxFetchMeta    Size     `toml:"max_fetch_meta"`    // Kazoo fetch query metadata kept per object
+}
+
+// Cluster lets nodes that share one index and one backend reach each other
+// (docs/cluster.md): a node streams to its peers the objects it has accepted
+// but not yet moved to the backend.
+type Cluster struct {
+	AdvertiseURL string `toml:"advertise_url"` // how peers reach this node, e.g. "http://10.0.0.5:37635"
+	Secret       string `toml:"secret"`        // shared by every node; authenticates node-to-node requests
+}
+
+func (c Cluster) validate() error {
+	if c.AdvertiseURL == "" {
+		if c.Secret != "" {
+			return keyErr("cluster.advertise_url", "must be set with cluster.secret")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.AdvertiseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return keyErr("cluster.advertise_url", "want this node's base URL, e.g. \"http://10.0.0.5:37635\", got %q", c.AdvertiseURL)
+	}
+	if len(c.Secret) < 16 {
+		return keyErr("cluster.secret", "must be set, 16 characters or more, the same on every node")
+	}
+	return nil
 }
 
 // Metrics protects /metrics.
@@ -279,6 +305,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -473,9 +502,12 @@ func checkRoot(root string) error {
 	return nil
 }
 
-// Redacted returns c with every value of [plugin.*.secrets] replaced by
-// "REDACTED", for printing. c itself is not changed.
+// Redacted returns c with every value of [plugin.*.secrets] and the
+// cluster secret replaced by "REDACTED", for printing. c itself is not changed.
 func (c Config) Redacted() Config {
+	if c.Cluster.Secret != "" {
+		c.Cluster.Secret = "REDACTED"
+	}
 	if len(c.Plugin) == 0 {
 		return c
 	}
