@@ -106,6 +106,15 @@ func (s *Server) open() error {
 	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg)}
 	if backend != nil {
 		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
+		if c := cfg.Cluster; c.AdvertiseURL != "" {
+			opts.Peers = newPeers(backend, c.AdvertiseURL, c.Secret)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := registerNode(ctx, backend, c.AdvertiseURL)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+		}
 	}
 	if s.store, err = store.Open(cfg.DataDir, opts); err != nil {
 		return err
@@ -221,6 +230,13 @@ func (s *Server) Handler() http.Handler {
 			if s.metricsAllowed(w, r) {
 				metrics.ServeHTTP(w, r)
 			}
+		case s.cfg.Cluster.Secret != "" && strings.HasPrefix(p, peerPrefix):
+			// Another node reading this one's spool (cluster.go).
+			if !s.auth.AddressAllowed(r.RemoteAddr) {
+				http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
+				return
+			}
+			s.peerBlob(w, r)
 		case davRoute != nil && (p == "/dav" || strings.HasPrefix(p, "/dav/")):
 			// gvfs and Windows probe the prefix without its slash; a
 			// redirect there breaks PROPFIND, so /dav is the root too.

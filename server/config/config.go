@@ -308,6 +308,9 @@ func (c *Config) Validate() error {
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
+	if c.Cluster.AdvertiseURL != "" && !c.Storage.Remote() {
+		return keyErr("cluster.advertise_url", "a cluster needs a storage backend every node shares: set [storage] backend")
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

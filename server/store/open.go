@@ -26,7 +26,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
-		remote: opts.Remote}
+		remote: opts.Remote, peers: opts.Peers}
 	s.writes = newWrites(s, opts)
 	s.sinks = s.writes.sinks(s.sinks)
 	if s.log == nil {

@@ -92,8 +92,8 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 		err = fmt.Errorf("bad blob name %q", o.Blob)
 	}
 	if errors.Is(err, fs.ErrNotExist) && s.remote != nil {
-		// Moved on from the spool: read it from the backend.
-		return &remoteReader{b: s.remote, name: remoteBlob(o.Blob), size: o.Size}, nil
+		// Moved on from the spool, or in another node's: read it from there.
+		return s.openElsewhere(context.Background(), o)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound

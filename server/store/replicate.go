@@ -92,7 +92,12 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 		if err := s.pushBlob(ctx, o.Blob); err != nil {
 			return err
 		}
-	} else if _, err := s.remote.Stat(ctx, remoteBlob(o.Blob)); err != nil {
+	} else if _, err := s.remote.Stat(ctx, remoteBlob(o.Blob)); errors.Is(err, ErrNotFound) && s.peers != nil {
+		// In another node's spool: any node may move it on.
+		if err := s.pushFromPeer(ctx, o.Blob, o.Size); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return remoteErr("find blob", err) // neither here nor there: retry, and say so
 	}
 	if err := s.pushSidecar(ctx, o); err != nil {

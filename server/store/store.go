@@ -53,6 +53,9 @@ type Options struct {
 	// Through makes stores write through to Remote before they commit;
 	// otherwise they commit to the local spool and Replicate moves them on.
 	Through bool
+	// Peers, in a cluster, reads the blobs that other nodes hold in their
+	// spools (read-only: Stat and Open). See peers.go.
+	Peers Backend
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -74,7 +77,8 @@ type Store struct {
 	// remote, if set, is where object bytes live once they leave the spool;
 	// reads look there for what is not here.
 	remote Backend
-	writes writes // how changes reach remote
+	peers  Backend // the other nodes' spools, in a cluster; or nil
+	writes writes  // how changes reach remote
 	// inDoubt is set when a change failed in a way that left the objects
 	// tree ahead of the index; the next start must reconcile them.
 	inDoubt atomic.Bool
