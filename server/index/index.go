@@ -29,6 +29,10 @@ var (
 	// ErrCorrupt is an index that failed its integrity check when opened:
 	// it must be set aside and rebuilt from the objects tree.
 	ErrCorrupt = errors.New("index failed its integrity check")
+	// ErrUnavailable is an index that cannot be reached: its server refused
+	// or dropped the connection, or did not answer in time. The change or
+	// read may succeed later; nothing is wrong with the index itself.
+	ErrUnavailable = errors.New("index unavailable")
 )
 
 // Index is the store's index. Its methods are safe for concurrent use. Reads
