@@ -1,0 +1,161 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations are the schema's versions: migrations[i] takes a database from
+// version i to i+1. Append; never edit one that has shipped.
+//
+// The tables are package sqlite's, prefixed: the database may be shared.
+// Keys collate as "C", so that they order and compare as byte strings, as
+// SQLite's do; times are unix nanoseconds, as there (timestamptz keeps
+// microseconds only). Texts stay text, not jsonb, which would rewrite them.
+var migrations = []string{
+	// 1
+	`
+CREATE TABLE attachd_objects (
+	key          text COLLATE "C" PRIMARY KEY,
+	parent       text COLLATE "C" NOT NULL,
+	blob         text NOT NULL,
+	size         bigint NOT NULL,
+	sha256       text NOT NULL,
+	content_type text NOT NULL,
+	doc_id       text NOT NULL,
+	media_id     text NOT NULL,
+	meta         text NOT NULL,
+	props        text NOT NULL,
+	created      bigint NOT NULL,
+	updated      bigint NOT NULL,
+	mtime        bigint NOT NULL
+);
+CREATE INDEX attachd_objects_parent ON attachd_objects (parent, key);
+CREATE INDEX attachd_objects_doc ON attachd_objects (doc_id) WHERE doc_id <> '';
+CREATE INDEX attachd_objects_media ON attachd_objects (media_id) WHERE media_id <> '';
+CREATE INDEX attachd_objects_blob ON attachd_objects (blob);
+
+CREATE TABLE attachd_dirs (
+	key     text COLLATE "C" PRIMARY KEY,
+	parent  text COLLATE "C" NOT NULL,
+	props   text NOT NULL,
+	created bigint NOT NULL,
+	mtime   bigint NOT NULL
+);
+CREATE INDEX attachd_dirs_parent ON attachd_dirs (parent, key);
+
+CREATE TABLE attachd_locks (
+	token   text COLLATE "C" PRIMARY KEY,
+	root    text COLLATE "C" NOT NULL,
+	depth0  boolean NOT NULL,
+	shared  boolean NOT NULL,
+	owner   text NOT NULL,
+	"user"  text NOT NULL,
+	created bigint NOT NULL,
+	expires bigint NOT NULL
+);
+CREATE INDEX attachd_locks_root ON attachd_locks (root);
+
+CREATE TABLE attachd_outbox (
+	id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event_id     text NOT NULL,
+	sink         text COLLATE "C" NOT NULL,
+	type         text NOT NULL,
+	key          text COLLATE "C" NOT NULL,
+	blob         text NOT NULL,
+	prev_blob    text NOT NULL DEFAULT '',
+	sha256       text NOT NULL,
+	size         bigint NOT NULL,
+	content_type text NOT NULL,
+	doc_id       text NOT NULL,
+	media_id     text NOT NULL,
+	request_id   text NOT NULL,
+	occurred     bigint NOT NULL,
+	attempts     integer NOT NULL DEFAULT 0,
+	next_at      bigint NOT NULL,
+	lease_until  bigint NOT NULL DEFAULT 0,
+	state        text NOT NULL DEFAULT 'pending',
+	last_error   text NOT NULL DEFAULT ''
+);
+CREATE INDEX attachd_outbox_due ON attachd_outbox (sink, state, next_at);
+CREATE INDEX attachd_outbox_key ON attachd_outbox (sink, key, state);
+
+-- Bumped by every write transaction, which holds its row lock until it
+-- ends: Watch reads it, and writers queue on it.
+CREATE TABLE attachd_version (
+	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+	version bigint NOT NULL
+);
+INSERT INTO attachd_version (version) VALUES (0);
+`,
+}
+
+// schemaLockKey is the advisory lock the migrations are applied under: the
+// nodes that start at once wait for the first, and find its work done.
+const schemaLockKey int64 = 0x61747461636864_01 // "attachd", 1; locks.go has 2
+
+// migrate brings the database's schema up to the newest version this
+// binary knows, in one transaction.
+func (x *DB) migrate(ctx context.Context) error {
+	err := x.migrateTx(ctx)
+	var ue *unavailableError
+	var ve *versionError
+	if err == nil || errors.As(err, &ue) || errors.As(err, &ve) {
+		return err
+	}
+	return fmt.Errorf("postgres index at %s: schema: %s", x.addr, scrub(err.Error(), x.pw))
+}
+
+// versionError is a database whose schema is newer than this binary.
+type versionError struct{ have, know int }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("postgres index schema is version %d; this attachd knows up to %d: upgrade attachd", e.have, e.know)
+}
+
+func (x *DB) migrateTx(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, schemaTimeout)
+	defer cancel()
+	conn, err := x.pool.Acquire(ctx)
+	if err != nil {
+		return x.fail(nil, err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return x.fail(nil, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, schemaLockKey); err != nil {
+		return x.fail(nil, err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS attachd_schema (version integer NOT NULL)`); err != nil {
+		return x.fail(nil, err)
+	}
+	var have int
+	err = tx.QueryRow(ctx, `SELECT version FROM attachd_schema`).Scan(&have)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err = tx.Exec(ctx, `INSERT INTO attachd_schema (version) VALUES (0)`)
+	}
+	if err != nil {
+		return x.fail(nil, err)
+	}
+	if have > len(migrations) {
+		return &versionError{have, len(migrations)}
+	}
+	if have == len(migrations) {
+		return x.fail(nil, tx.Commit(ctx))
+	}
+	for i := have; i < len(migrations); i++ {
+		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, x.fail(nil, err))
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE attachd_schema SET version = $1`, len(migrations)); err != nil {
+		return x.fail(nil, err)
+	}
+	return x.fail(nil, tx.Commit(ctx))
+}
