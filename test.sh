@@ -2,11 +2,11 @@
 # test.sh — attachd's one test command (README, .ci/run).
 #
 # Installs what the tests need when it is missing (Debian packages, Azurite
-# from npm, Go modules), starts a throwaway OpenSSH sshd and Azurite on
-# loopback, then runs gofmt, go vet, go test -race over every package — the
-# end-to-end suites among them drive the built binary and the real plugin
-# binaries with litmus, rclone, davfs2 and cadaver — and each fuzz target
-# briefly. It stops what it started, by PID.
+# from npm, Go modules), starts a throwaway OpenSSH sshd, Azurite and
+# PostgreSQL on loopback, then runs gofmt, go vet, go test -race over every
+# package — the end-to-end suites among them drive the built binary and the
+# real plugin binaries with litmus, rclone, davfs2 and cadaver — and each
+# fuzz target briefly. It stops what it started, by PID.
 #
 #   ./test.sh             everything
 #   FUZZTIME=30s ./test.sh
@@ -41,17 +41,20 @@ go mod download
 
 work=$(mktemp -d /tmp/attachd-test.XXXXXX)
 cleanup() {
+	.ci/postgres.sh stop "$work/postgres" >/dev/null 2>&1 || true
 	.ci/azurite.sh stop "$work/azurite" >/dev/null 2>&1 || true
 	.ci/sshd.sh stop "$work/sshd" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-say "starting sshd and Azurite on loopback"
+say "starting sshd, Azurite and PostgreSQL on loopback"
 .ci/sshd.sh start "$work/sshd"
 . "$work/sshd/env"
 .ci/azurite.sh start "$work/azurite"
 . "$work/azurite/env"
+.ci/postgres.sh start "$work/postgres"
+. "$work/postgres/env"
 
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.ci/*'))
