@@ -160,6 +160,7 @@ func openPair(t *testing.T) (*DB, *DB) {
 }
 
 func TestConformance(t *testing.T) {
+	database(t) // one skip or failure, not one per case
 	indextest.Run(t, func(t *testing.T) index.Index { return mustOpen(t, freshSchema(t)) })
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrations are the schema's versions: migrations[i] takes a database from
@@ -106,8 +107,23 @@ func (x *DB) migrate(ctx context.Context) error {
 	if err == nil || errors.As(err, &ue) || errors.As(err, &ve) {
 		return err
 	}
-	return fmt.Errorf("postgres index at %s: schema: %s", x.addr, scrub(err.Error(), x.pw))
+	// The server refused the connection: a wrong password, a missing database.
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if errors.As(err, &ce) && errors.As(err, &pe) {
+		return &messageError{fmt.Sprintf("postgres index at %s: %s (SQLSTATE %s)", x.addr, pe.Message, pe.Code), err}
+	}
+	return &messageError{fmt.Sprintf("postgres index at %s: schema: %s", x.addr, scrub(err.Error(), x.pw)), err}
 }
+
+// messageError is err, told in fewer words.
+type messageError struct {
+	msg string
+	err error
+}
+
+func (e *messageError) Error() string { return e.msg }
+func (e *messageError) Unwrap() error { return e.err }
 
 // versionError is a database whose schema is newer than this binary.
 type versionError struct{ have, know int }
