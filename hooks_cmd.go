@@ -50,7 +50,7 @@ func openOutbox(c *cli.Context) (*store.Outbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.OpenOutbox(cfg.DataDir)
+	return store.OpenOutbox(cfg.DataDir, cfg.Index.URL)
 }
 
 func hooksStatus(c *cli.Context) error {

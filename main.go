@@ -245,7 +245,7 @@ func reindex(c *cli.Context) error {
 		return err
 	}
 	log := newLogger(cfg.Log, c.App.ErrWriter)
-	opts := store.Options{Logger: log}
+	opts := store.Options{Logger: log, IndexURL: cfg.Index.URL}
 	if name := cfg.Storage.Backend; cfg.Storage.Remote() {
 		// Rebuild from the backend alone: its sidecars name every object.
 		m, err := host.New(host.Config{Dir: cfg.Plugins.Dir, Plugins: map[string]host.Plugin{name: host.Plugin(cfg.Plugin[name])}, Logger: log})

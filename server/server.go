@@ -103,11 +103,12 @@ func (s *Server) open() error {
 	if err != nil {
 		return err
 	}
-	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg)}
+	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg), IndexURL: cfg.Index.URL}
 	if backend != nil {
 		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
 		if c := cfg.Cluster; c.AdvertiseURL != "" {
 			opts.Peers = newPeers(backend, c.AdvertiseURL, c.Secret)
+			opts.Node = strings.TrimPrefix(nodeName(c.AdvertiseURL), nodesPrefix)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			err := registerNode(ctx, backend, c.AdvertiseURL)
 			cancel()
@@ -464,6 +465,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Storage.Remote() && s.cfg.Storage.WriteMode == store.WriteSpool {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.store.Replicate(bg) }()
+	}
+	if s.cfg.Index.URL != "" {
+		bgDone.Add(1)
+		go func() { defer bgDone.Done(); s.store.CollectBlobs(bg) }()
 	}
 	defer func() {
 		stopBG()

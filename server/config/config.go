@@ -41,6 +41,7 @@ type Config struct {
 	Log     Log                `toml:"log"`
 	Limits  Limits             `toml:"limits"`
 	Metrics Metrics            `toml:"metrics"`
+	Index   Index              `toml:"index"`
 	Cluster Cluster            `toml:"cluster"`
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
@@ -72,6 +73,33 @@ type Limits struct {
 	MaxProps        int      `toml:"max_props"`         // dead properties per object or folder
 	MaxPropsBytes   Size     `toml:"max_props_bytes"`   // their total size per object or folder
 	MaxFetchMeta    Size     `toml:"max_fetch_meta"`    // Kazoo fetch query metadata kept per object
+}
+
+// Index says where the index lives (docs/cluster.md): empty, the embedded
+// SQLite database in the data directory (one node); a postgres:// URL, a
+// PostgreSQL database that every node of a cluster shares.
+type Index struct {
+	URL string `toml:"url"`
+}
+
+func (x Index) validate() error {
+	if x.URL == "" {
+		return nil
+	}
+	u, err := url.Parse(x.URL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return keyErr("index.url", "want a PostgreSQL URL, e.g. \"postgres://attachd:PASSWORD@db.example:5432/attachd\", got %q", redactURL(x.URL))
+	}
+	return nil
+}
+
+// redactURL hides the password of a URL, or all of it if it does not parse.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Cluster lets nodes that share one index and one backend reach each other
@@ -311,6 +339,15 @@ func (c *Config) Validate() error {
 	if c.Cluster.AdvertiseURL != "" && !c.Storage.Remote() {
 		return keyErr("cluster.advertise_url", "a cluster needs a storage backend every node shares: set [storage] backend")
 	}
+	if err := c.Index.validate(); err != nil {
+		return err
+	}
+	if c.Index.URL != "" && !c.Storage.Remote() {
+		return keyErr("index.url", "a shared index needs a storage backend every node shares: set [storage] backend")
+	}
+	if c.Index.URL != "" && c.Storage.WriteMode != store.WriteThrough && c.Cluster.AdvertiseURL == "" {
+		return keyErr("index.url", "in spool mode, nodes that share an index read each other's spools: set [cluster] advertise_url and secret")
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -510,6 +547,9 @@ func checkRoot(root string) error {
 func (c Config) Redacted() Config {
 	if c.Cluster.Secret != "" {
 		c.Cluster.Secret = "REDACTED"
+	}
+	if c.Index.URL != "" {
+		c.Index.URL = redactURL(c.Index.URL)
 	}
 	if len(c.Plugin) == 0 {
 		return c

@@ -129,6 +129,9 @@ func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
 		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhook]\ntimeout = \"-1m\"\n", "7: hook.webhook.timeout: "},
 		{"[plugin.webhook]\nsha256 = \"short\"\n", "2: plugin.webhook.sha256: "},
 		{"[plugin.Bad]\nsha256 = \"" + sha + "\"\n", "1: plugin.Bad: "},
+		{"[index]\nurl = \"mysql://u:hunter2@db/x\"\n", "2: index.url: want a PostgreSQL URL"},
+		{"[index]\nurl = \"postgres://u:hunter2@db/x\"\n", "2: index.url: a shared index needs a storage backend"},
+		{"[storage]\nbackend = \"azblob\"\n[plugins]\ndir = \"/x\"\n[plugin.azblob]\nsha256 = \"" + sha + "\"\n[index]\nurl = \"postgres://db/x\"\n", "8: index.url: in spool mode"},
 	}
 	for _, tt := range tests {
 		p := filepath.Join(t.TempDir(), "cfg.toml")
@@ -149,6 +152,30 @@ func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
 		if _, err := Load(p); err != nil {
 			t.Errorf("root %q: %v", root, err)
 		}
+	}
+}
+
+// TestIndexURLPasswordNeverShown: check-config and errors show the index
+// URL without its password.
+func TestIndexURLPasswordNeverShown(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	p := filepath.Join(t.TempDir(), "cfg.toml")
+	os.WriteFile(p, []byte("[storage]\nbackend = \"azblob\"\nwrite_mode = \"through\"\n[plugins]\ndir = \"/x\"\n[plugin.azblob]\nsha256 = \""+sha+"\"\n"+
+		"[index]\nurl = \"postgres://attachd:hunter2@db.example:5432/attachd\"\n"), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Redacted().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), "db.example:5432") {
+		t.Errorf("redacted configuration:\n%s", b)
+	}
+	os.WriteFile(p, []byte("[index]\nurl = \"mysql://attachd:hunter2@db.example/x\"\n"), 0o600)
+	if _, err := Load(p); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the password, or no error: %v", err)
 	}
 }
 

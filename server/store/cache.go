@@ -12,7 +12,11 @@ import (
 // what they changed, under the cache's lock and bumping its sequence. A
 // reader fills the cache only if no write happened since it began its read,
 // so a row read before a write can never replace the row the write put.
+//
+// With an index other nodes write too, no row read stays true: the cache is
+// off, and every read asks the index.
 type cache struct {
+	off bool
 	mu  sync.Mutex
 	seq uint64
 	m   map[string]Object
@@ -22,6 +26,9 @@ type cache struct {
 const cacheMax = 10_000
 
 func (c *cache) lookup(key string) (Object, uint64, bool) {
+	if c.off {
+		return Object{}, 0, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o, ok := c.m[key]
@@ -30,6 +37,9 @@ func (c *cache) lookup(key string) (Object, uint64, bool) {
 
 // fill stores o read from the index if nothing was written since seq.
 func (c *cache) fill(o Object, seq uint64) {
+	if c.off {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seq != seq {

@@ -95,6 +95,11 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		if err := tx.PutObject(o); err != nil {
 			return err
 		}
+		if old.Blob != o.Blob {
+			if err := s.collectLater(tx, o.Key, old.Blob); err != nil {
+				return err
+			}
+		}
 		return s.enqueue(ctx, tx, change, o, old.Blob)
 	}); err != nil {
 		s.cache.drop(o.Key)
@@ -129,7 +134,12 @@ func (s *Store) checkParents(ctx context.Context, key string) error {
 	return nil
 }
 
+// knownDir reports whether key was seen to be a folder. With a shared index
+// nothing is known for long: another node may have removed it.
 func (s *Store) knownDir(key string) bool {
+	if s.shared {
+		return false
+	}
 	_, ok := s.dirs.Load(key)
 	return key != "" && ok
 }

@@ -40,6 +40,9 @@ func (s *Store) Mkdir(ctx context.Context, key string) error {
 func (s *Store) mkdirIndexed(ctx context.Context, key string) (*placement, error) {
 	p := &placement{s: s}
 	err := failpoint("mkdir")
+	if err == nil && s.shared {
+		return p, s.update(ctx, func(tx index.Tx) error { return tx.PutDirs(key, time.Now()) })
+	}
 	if err == nil {
 		err = s.root.Mkdir("objects/"+key, 0o750)
 	}
@@ -88,9 +91,9 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	if _, err := s.StatDir(ctx, key); err != nil {
 		return err
 	}
-	var blobs []string
-	if err := s.idx.Walk(ctx, key, func(o Object) error { blobs = append(blobs, o.Blob); return nil }); err != nil {
-		return err
+	var objs []Object
+	if err := s.idx.Walk(ctx, key, func(o Object) error { objs = append(objs, o); return nil }); err != nil {
+		return readErr(err)
 	}
 	// Removing the sidecars is what deletes; move them out of the tree in one
 	// rename first, so that a crash midway cannot leave half a folder.
@@ -108,14 +111,19 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 		if err := s.enqueueTree(ctx, tx, ChangeDeleted, key); err != nil {
 			return err
 		}
+		for _, o := range objs {
+			if err := s.collectLater(tx, o.Key, o.Blob); err != nil {
+				return err
+			}
+		}
 		return tx.DeleteTree(key)
 	}); err != nil {
 		return s.rollback(p, err)
 	}
 	s.forgetAll()
 	p.discard()
-	for _, b := range blobs {
-		s.removeBlob(b)
+	for _, o := range objs {
+		s.removeBlob(o.Blob)
 	}
 	return nil
 }

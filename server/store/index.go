@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"time"
 
 	"github.com/attachd/attachd/server/index"
+	"github.com/attachd/attachd/server/index/pg"
 	"github.com/attachd/attachd/server/index/sqlite"
 )
 
@@ -46,9 +48,25 @@ func (s *Store) openCheckedIndex() (idx index.Index, fresh bool, err error) {
 	return db, true, nil
 }
 
+// openIndexAt opens the PostgreSQL index at url, which every node of a
+// cluster shares; it migrates its schema if this node is the first of a
+// newer version. Its errors name the server, never the password.
+func openIndexAt(url string) (index.Index, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return pg.Open(ctx, url)
+}
+
+// RedactIndexURL returns url with its password hidden, for logs.
+func RedactIndexURL(url string) string { return pg.Redact(url) }
+
 // openSharedIndex opens the index of the data directory dir beside the
-// server that owns it, for the commands that read and repair its outbox.
-func openSharedIndex(dir string) (index.Index, error) {
+// server that owns it, for the commands that read and repair its outbox: or
+// the PostgreSQL index at url.
+func openSharedIndex(dir, url string) (index.Index, error) {
+	if url != "" {
+		return openIndexAt(url)
+	}
 	return sqlite.OpenExisting(filepath.Join(dir, "index.db"))
 }
 
@@ -67,14 +85,37 @@ func indexErr(err error) error {
 		return ErrNotFound
 	case errors.Is(err, index.ErrFull):
 		return fmt.Errorf("%w (index)", ErrNoSpace)
+	case errors.Is(err, index.ErrUnavailable):
+		return unavailable(err)
 	}
 	return mapErr(err)
 }
 
+// unavailable makes an index that cannot be reached the store's
+// ErrUnavailable: the client hears 503 and retries, as for the backend.
+func unavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// readErr maps an index read's failure to reach the index, and leaves every
+// other error (those of the caller's callback among them) as it is.
+func readErr(err error) error {
+	if errors.Is(err, index.ErrUnavailable) {
+		return unavailable(err)
+	}
+	return err
+}
+
 // lookup maps the errors of an index read.
 func lookup[T any](v T, err error) (T, error) {
-	if errors.Is(err, index.ErrNotFound) {
+	switch {
+	case errors.Is(err, index.ErrNotFound):
 		return v, ErrNotFound
+	case errors.Is(err, index.ErrUnavailable):
+		return v, unavailable(err)
 	}
 	return v, err
 }

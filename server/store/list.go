@@ -29,13 +29,13 @@ func (s *Store) List(ctx context.Context, key string) ([]Entry, error) {
 		out = append(out, e)
 		return nil
 	})
-	return out, err
+	return out, readErr(err)
 }
 
 // WalkObjects calls fn for every object at or below the folder prefix ("" for
 // all), in key order, from the index alone.
 func (s *Store) WalkObjects(ctx context.Context, prefix string, fn func(Object) error) error {
-	return s.idx.Walk(ctx, prefix, fn)
+	return readErr(s.idx.Walk(ctx, prefix, fn))
 }
 
 // ListLean is List for WebDAV listings: the same children, passed to fn one
@@ -46,7 +46,7 @@ func (s *Store) ListLean(ctx context.Context, key string, withMeta bool, fn func
 	if withMeta {
 		fields = index.ListFieldsMeta
 	}
-	return s.idx.List(ctx, key, fields, fn)
+	return readErr(s.idx.List(ctx, key, fields, fn))
 }
 
 // IndexWatch tells when anything was committed to the index: WebDAV caches
@@ -59,7 +59,10 @@ type IndexWatch struct{ w index.Watcher }
 func (s *Store) NewIndexWatch() *IndexWatch { return &IndexWatch{s.idx.Watch()} }
 
 // Version returns a number that changes whenever another connection commits.
-func (w *IndexWatch) Version(ctx context.Context) (int64, error) { return w.w.Version(ctx) }
+func (w *IndexWatch) Version(ctx context.Context) (int64, error) {
+	v, err := w.w.Version(ctx)
+	return v, readErr(err)
+}
 
 // Close releases the watch's connection.
 func (w *IndexWatch) Close() error { return w.w.Close() }

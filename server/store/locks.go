@@ -23,7 +23,8 @@ type Lock = index.Lock
 // Locks returns the live locks that cover key, and with below also the locks
 // on keys below it (what a DELETE or MOVE of a folder must answer to).
 func (s *Store) Locks(ctx context.Context, key string, below bool) ([]Lock, error) {
-	return s.idx.Locks(ctx, key, below, time.Now())
+	locks, err := s.idx.Locks(ctx, key, below, time.Now())
+	return locks, readErr(err)
 }
 
 // CreateLock records l unless a live lock conflicts with it: an exclusive

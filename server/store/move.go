@@ -141,7 +141,10 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 	srcParent, _ := Split(src)
 	dstParent, _ := Split(dst)
 	// A folder only in the index (its tree gone behind our back) moves there alone.
-	onDisk := true
+	onDisk := !s.shared // a shared index is the only record
+	if !onDisk {
+		return s.moveDirIndex(ctx, src, dst)
+	}
 	if err := s.root.Rename("objects/"+src, "objects/"+dst); errors.Is(err, fs.ErrNotExist) {
 		onDisk = false
 	} else if err != nil {

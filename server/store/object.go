@@ -80,6 +80,9 @@ func (s *Store) deleteLocked(ctx context.Context, key string) error {
 		if err := tx.DeleteObject(key); err != nil {
 			return err
 		}
+		if err := s.collectLater(tx, key, o.Blob); err != nil {
+			return err
+		}
 		return s.enqueue(ctx, tx, ChangeDeleted, o)
 	}); err != nil {
 		s.cache.drop(key)

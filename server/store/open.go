@@ -26,7 +26,20 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
-		remote: opts.Remote, peers: opts.Peers}
+		remote: opts.Remote, peers: opts.Peers, shared: opts.IndexURL != "", indexURL: opts.IndexURL, blobGrace: opts.BlobGrace,
+		replicateSink: ReplicateSink}
+	if s.shared {
+		if s.remote == nil {
+			return nil, errors.New("a shared index needs a storage backend that every node shares")
+		}
+		if opts.Node != "" {
+			s.replicateSink = ReplicateSink + "@" + opts.Node
+		}
+		if s.blobGrace <= 0 {
+			s.blobGrace = 10 * time.Minute
+		}
+		s.cache.off = true
+	}
 	s.writes = newWrites(s, opts)
 	s.sinks = s.writes.sinks(s.sinks)
 	if s.log == nil {
@@ -74,6 +87,16 @@ func (s *Store) open() error {
 	if err := s.sweepTemp(); err != nil {
 		return err
 	}
+	if s.shared {
+		// The index is the record, and the other nodes' as much as ours:
+		// nothing in this data directory can reconcile it.
+		idx, err := openIndexAt(s.indexURL)
+		if err != nil {
+			return err
+		}
+		s.idx = idx
+		return nil
+	}
 	idx, fresh, err := s.openCheckedIndex()
 	if err != nil {
 		return err
@@ -102,6 +125,10 @@ func (s *Store) open() error {
 // releases it. Uploads still in flight must have finished.
 func (s *Store) Close() error {
 	var errs []error
+	if s.idx != nil && s.shared {
+		errs = append(errs, s.idx.Close())
+		s.idx = nil
+	}
 	if s.idx != nil {
 		if err := s.idx.Close(); err != nil {
 			errs = append(errs, err)

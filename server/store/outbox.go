@@ -97,9 +97,10 @@ func (s *Store) OutboxStats(ctx context.Context) ([]SinkStats, error) { return s
 // only the index, which SQLite lets two processes share.
 type Outbox struct{ idx index.Index }
 
-// OpenOutbox opens the outbox of the data directory dir.
-func OpenOutbox(dir string) (*Outbox, error) {
-	idx, err := openSharedIndex(dir)
+// OpenOutbox opens the outbox of the data directory dir, or, if indexURL is
+// set, of the PostgreSQL index a cluster shares.
+func OpenOutbox(dir, indexURL string) (*Outbox, error) {
+	idx, err := openSharedIndex(dir, indexURL)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}

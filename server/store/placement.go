@@ -89,7 +89,11 @@ func (p *placement) removeDirs() error {
 
 // moveAside renames name into tmp/ (a delete that can be undone by renaming
 // it back) and returns the placement that does so.
+// With a shared index there is no objects tree, and nothing to move.
 func (s *Store) moveAside(name string) (*placement, error) {
+	if s.shared {
+		return &placement{s: s}, nil
+	}
 	aside := "tmp/" + newVersion() + ".aside"
 	err := failpoint("move-aside")
 	if err == nil {

@@ -18,9 +18,13 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 // Discover looks for an object the index does not know in the remote
 // backend, where another attachd sharing it may have stored it, and indexes
 // it. Without a remote backend it is Stat.
+//
+// With a shared index, the index is the one truth: an object it does not
+// know is not there, even if its sidecar in the backend has yet to be
+// deleted.
 func (s *Store) Discover(ctx context.Context, key string) (Object, error) {
 	o, err := s.get(ctx, key)
-	if errors.Is(err, ErrNotFound) && s.remote != nil {
+	if errors.Is(err, ErrNotFound) && s.remote != nil && !s.shared {
 		return s.statRemote(ctx, key)
 	}
 	return o, err
@@ -29,7 +33,7 @@ func (s *Store) Discover(ctx context.Context, key string) (Object, error) {
 // DiscoverPrefix is LongestPrefix over the remote backend's objects too.
 func (s *Store) DiscoverPrefix(ctx context.Context, key string) (Object, error) {
 	o, err := s.LongestPrefix(ctx, key)
-	if errors.Is(err, ErrNotFound) && s.remote != nil {
+	if errors.Is(err, ErrNotFound) && s.remote != nil && !s.shared {
 		for _, p := range Parents(key) {
 			if o, err := s.statRemote(ctx, p); !errors.Is(err, ErrNotFound) {
 				return o, err

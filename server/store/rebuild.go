@@ -17,6 +17,10 @@ func Reindex(ctx context.Context, dir string, opts Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s.shared {
+		n, err := s.reindexShared(ctx)
+		return n, errors.Join(err, s.Close())
+	}
 	if s.remote != nil {
 		if _, err := s.reindexRemote(ctx); err != nil {
 			return 0, errors.Join(err, s.Close())

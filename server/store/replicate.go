@@ -20,7 +20,7 @@ func (s *Store) Replicate(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		ds, err := s.ClaimDeliveries(ctx, ReplicateSink, 16, remoteTimeout+10*time.Second)
+		ds, err := s.ClaimDeliveries(ctx, s.replicateSink, 16, remoteTimeout+10*time.Second)
 		if err != nil {
 			s.log.Error("replication: cannot read the outbox", "err", err)
 		}
@@ -81,7 +81,7 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 		if err := s.remote.Delete(ctx, remoteSidecar(d.Key)); err != nil {
 			return remoteErr("delete sidecar", err)
 		}
-		if !s.blobReferenced(ctx, d.Blob) {
+		if !s.shared && !s.blobReferenced(ctx, d.Blob) {
 			return remoteErr("delete blob", s.remote.Delete(ctx, remoteBlob(d.Blob)))
 		}
 		return nil
@@ -92,6 +92,10 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 		if err := s.pushBlob(ctx, o.Blob); err != nil {
 			return err
 		}
+	} else if s.shared && o.Blob != d.Blob {
+		// Replaced by a version another node took: that node's own
+		// delivery moves it on, once its bytes are in the backend.
+		return nil
 	} else if _, err := s.remote.Stat(ctx, remoteBlob(o.Blob)); errors.Is(err, ErrNotFound) && s.peers != nil {
 		// In another node's spool: any node may move it on.
 		if err := s.pushFromPeer(ctx, o.Blob, o.Size); err != nil {
@@ -103,7 +107,7 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 	if err := s.pushSidecar(ctx, o); err != nil {
 		return err
 	}
-	if d.PrevBlob != "" && d.PrevBlob != o.Blob && !s.blobReferenced(ctx, d.PrevBlob) {
+	if d.PrevBlob != "" && d.PrevBlob != o.Blob && !s.shared && !s.blobReferenced(ctx, d.PrevBlob) {
 		if err := s.remote.Delete(ctx, remoteBlob(d.PrevBlob)); err != nil {
 			return remoteErr("delete replaced blob", err)
 		}

@@ -42,7 +42,18 @@ func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidec
 // returned: the sidecar's own write and fsync run meanwhile, so a store waits
 // for two rounds of syncs, not four. The placement it returns undoes the
 // rename until done is called (see commit.go).
+//
+// With a shared index there is no objects tree: the index is the record, and
+// the placement is empty once the bytes are durable.
 func (s *Store) placeSidecar(o Object, durable func() error) (*placement, error) {
+	if s.shared {
+		if durable != nil {
+			if err := durable(); err != nil {
+				return nil, err
+			}
+		}
+		return &placement{s: s}, nil
+	}
 	var durableErr chan error
 	if durable != nil {
 		durableErr = make(chan error, 1)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/server/index"
@@ -56,6 +57,17 @@ type Options struct {
 	// Peers, in a cluster, reads the blobs that other nodes hold in their
 	// spools (read-only: Stat and Open). See peers.go.
 	Peers Backend
+	// IndexURL, if set, is a PostgreSQL index that every node of a cluster
+	// shares (docs/cluster.md); empty is the SQLite index in the data
+	// directory. A shared index needs Remote.
+	IndexURL string
+	// Node names this node in a cluster: its spool's replication is its own
+	// outbox sink. Empty outside a cluster.
+	Node string
+	// BlobGrace, with a shared index, is how long a blob no object names
+	// any more stays in the backend, so that reads already streaming it on
+	// other nodes finish (default 10 minutes).
+	BlobGrace time.Duration
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -79,6 +91,13 @@ type Store struct {
 	remote Backend
 	peers  Backend // the other nodes' spools, in a cluster; or nil
 	writes writes  // how changes reach remote
+	// shared is an index that other nodes write too (Options.IndexURL):
+	// the index is then the only record, nothing read from it is kept in
+	// memory, and replaced blobs leave the backend after blobGrace.
+	shared        bool
+	indexURL      string
+	blobGrace     time.Duration
+	replicateSink string
 	// inDoubt is set when a change failed in a way that left the objects
 	// tree ahead of the index; the next start must reconcile them.
 	inDoubt atomic.Bool

@@ -68,14 +68,14 @@ type spoolWrites struct {
 	s *Store
 }
 
-func (spoolWrites) sinks(configured []string) []string {
-	return append(configured[:len(configured):len(configured)], ReplicateSink)
+func (w spoolWrites) sinks(configured []string) []string {
+	return append(configured[:len(configured):len(configured)], w.s.replicateSink)
 }
 
 // updating queues the update for the replicator only: hooks are not told of
 // metadata changes, but the backend's sidecar must follow them.
 func (w spoolWrites) updating(ctx context.Context, tx index.Tx, o Object) error {
-	return w.s.enqueueTo(ctx, tx, []string{ReplicateSink}, ChangeUpdated, o)
+	return w.s.enqueueTo(ctx, tx, []string{w.s.replicateSink}, ChangeUpdated, o)
 }
 
 // throughWrites writes to the backend before the local commit, and keeps no
@@ -100,7 +100,7 @@ func (w throughWrites) failedCommit(ctx context.Context, o, old Object, err erro
 func (w throughWrites) committed(ctx context.Context, o, old Object) {
 	s := w.s
 	s.evict(o.Blob)
-	if old.Blob != "" && old.Blob != o.Blob && !s.blobReferenced(ctx, old.Blob) {
+	if old.Blob != "" && old.Blob != o.Blob && !s.shared && !s.blobReferenced(ctx, old.Blob) {
 		if err := s.remote.Delete(ctx, remoteBlob(old.Blob)); err != nil {
 			s.log.Warn("could not delete a replaced blob in the backend", "blob", old.Blob, "err", err)
 		}
@@ -119,7 +119,7 @@ func (w throughWrites) deleted(ctx context.Context, o Object) {
 	s := w.s
 	if err := s.remote.Delete(ctx, remoteSidecar(o.Key)); err != nil {
 		s.log.Warn("could not delete the sidecar in the backend", "key", UnescapeKey(o.Key), "err", err)
-	} else if !s.blobReferenced(ctx, o.Blob) {
-		s.remote.Delete(ctx, remoteBlob(o.Blob))
+	} else if !s.shared && !s.blobReferenced(ctx, o.Blob) {
+		s.remote.Delete(ctx, remoteBlob(o.Blob)) // with a shared index, after the grace (gc.go)
 	}
 }
