@@ -42,6 +42,7 @@ go mod download
 work=$(mktemp -d /tmp/attachd-test.XXXXXX)
 cleanup() {
 	.ci/postgres.sh stop "$work/postgres" >/dev/null 2>&1 || true
+	.ci/minio.sh stop "$work/minio" >/dev/null 2>&1 || true
 	.ci/azurite.sh stop "$work/azurite" >/dev/null 2>&1 || true
 	.ci/sshd.sh stop "$work/sshd" >/dev/null 2>&1 || true
 	rm -rf "$work"
@@ -55,6 +56,8 @@ say "starting sshd, Azurite and PostgreSQL on loopback"
 . "$work/azurite/env"
 .ci/postgres.sh start "$work/postgres"
 . "$work/postgres/env"
+.ci/minio.sh start "$work/minio"
+. "$work/minio/env"
 
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.ci/*'))
@@ -70,7 +73,7 @@ say "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
 # The Kazoo suite and litmus again, with the bytes in each storage plugin.
-for backend in sftp azblob; do
+for backend in sftp azblob s3; do
 	say "Kazoo suite and litmus with the $backend backend"
 	ATTACHD_E2E_BACKEND=$backend go test -count=1 -timeout 10m \
 		-run 'TestScenarios|TestShapesOnOneServer|TestVectors|TestBase64Modes|TestShortBody|TestOverwriteIsAtomic|TestHead|TestDAVLitmus|TestDAVKazooInterop' \

@@ -18,14 +18,16 @@ import (
 )
 
 // backendTOML returns the [storage] and [plugin.NAME] tables that put
-// attachd's bytes in a real SFTP server or Azurite, both started on loopback
-// by test.sh (.ci/sshd.sh, .ci/azurite.sh). Without them the test is skipped,
-// except in CI, where it fails.
+// attachd's bytes in a real SFTP server, Azurite or MinIO, started on
+// loopback by test.sh (.ci/sshd.sh, .ci/azurite.sh, .ci/minio.sh). Without
+// them the test is skipped, except in CI, where it fails. container names
+// the folder, container or bucket, fresh per test.
 func backendTOML(t testing.TB, kind, mode, container string) string {
 	t.Helper()
 	need := map[string][]string{
 		"sftp":   {"ATTACHD_SFTP_ADDR", "ATTACHD_SFTP_USER", "ATTACHD_SFTP_KEY", "ATTACHD_SFTP_HOST_KEY", "ATTACHD_SFTP_ROOT"},
 		"azblob": {"ATTACHD_AZURITE_URL", "ATTACHD_AZURITE_ACCOUNT", "ATTACHD_AZURITE_KEY"},
+		"s3":     {"ATTACHD_TEST_S3_ENDPOINT", "ATTACHD_TEST_S3_ACCESS_KEY", "ATTACHD_TEST_S3_SECRET_KEY"},
 	}[kind]
 	for _, v := range need {
 		if os.Getenv(v) == "" {
@@ -52,6 +54,12 @@ func backendTOML(t testing.TB, kind, mode, container string) string {
 			strings.TrimSpace(string(hostKey)), root)
 	case "azblob":
 		cfg = fmt.Sprintf("connection_string = %q\ncontainer = %q\n", azuriteConnString(os.Getenv("ATTACHD_AZURITE_URL")), container)
+	case "s3":
+		// A fresh bucket per test, made by the plugin on first use.
+		cfg = fmt.Sprintf("endpoint = %q\nbucket = %q\npath_style = true\naccess_key_id = %q\n[plugin.s3.secrets]\nsecret_access_key = %q\n",
+			os.Getenv("ATTACHD_TEST_S3_ENDPOINT"), container, os.Getenv("ATTACHD_TEST_S3_ACCESS_KEY"), os.Getenv("ATTACHD_TEST_S3_SECRET_KEY"))
+	default:
+		t.Fatalf("unknown backend %q (sftp, azblob, s3)", kind)
 	}
 	return fmt.Sprintf("[plugins]\ndir = %q\n[storage]\nbackend = %q\nwrite_mode = %q\n[plugin.%s]\nsha256 = %q\n[plugin.%s.config]\n%s",
 		dir, kind, mode, kind, pins[kind], kind, cfg)
@@ -115,7 +123,7 @@ func (s *server) mustGet(t *testing.T, o blobObj) {
 // reads back before and after the spool is emptied, deletes, and rebuilds an
 // empty data directory from the backend alone.
 func TestRemoteBackends(t *testing.T) {
-	for _, kind := range []string{"sftp", "azblob"} {
+	for _, kind := range []string{"sftp", "azblob", "s3"} {
 		for _, mode := range []string{"spool", "through"} {
 			t.Run(kind+"/"+mode, func(t *testing.T) {
 				t.Parallel()
