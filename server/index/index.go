@@ -88,6 +88,11 @@ type Index interface {
 	// attempts reset: those of sink ("" for every sink) and, if eventID is
 	// not "", only that event. It returns how many.
 	Requeue(ctx context.Context, sink, eventID string, now time.Time) (int64, error)
+	// Release ends the leases on sink's pending deliveries, so that they can
+	// be claimed at once. It is for a consumer that alone claims sink (a
+	// node's own replication) and has just started: what it held before
+	// it died need not wait for the leases to run out. It returns how many.
+	Release(ctx context.Context, sink string) (int64, error)
 	// OutboxStats returns the queue of every sink that has deliveries, by sink.
 	OutboxStats(ctx context.Context) ([]SinkStats, error)
 	// Subscribe returns a channel that receives after a transaction that

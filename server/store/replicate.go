@@ -17,6 +17,15 @@ const ReplicateSink = "replicate"
 func (s *Store) Replicate(ctx context.Context) {
 	changed, cancel := s.Subscribe()
 	defer cancel()
+	if s.replicateSink != ReplicateSink {
+		// This node alone replicates its spool: what a process of it held
+		// when it died is taken back now, not when the leases run out.
+		if n, err := s.idx.Release(ctx, s.replicateSink); err != nil {
+			s.log.Warn("replication: cannot take back the work of an earlier process; it waits for its leases", "err", err)
+		} else if n > 0 {
+			s.log.Info("replication: took back the work of an earlier process", "deliveries", n)
+		}
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for ctx.Err() == nil {

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Coalesce", testCoalesce},
 		{"ClaimLease", testClaimLease},
 		{"FinishRetryDead", testFinishRetryDead},
+		{"Release", testRelease},
 		{"Subscribe", testSubscribe},
 		{"Watch", testWatch},
 	}

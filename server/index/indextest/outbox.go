@@ -187,6 +187,34 @@ func testFinishRetryDead(t *testing.T, x index.Index) {
 	}
 }
 
+// testRelease: a consumer that alone claims a sink and restarts takes back
+// what it held at once; other sinks' leases stand.
+func testRelease(t *testing.T, x index.Index) {
+	enqueue(t, x, delivery("mine", index.ChangeCreated, "a"), delivery("mine", index.ChangeCreated, "b"),
+		delivery("theirs", index.ChangeCreated, "c"))
+	if got := claim(t, x, "mine", 10, time.Hour, t0); len(got) != 2 {
+		t.Fatalf("claimed %q", keysOf(got))
+	}
+	claim(t, x, "theirs", 10, time.Hour, t0)
+	later := t0.Add(time.Minute)
+	if got := claim(t, x, "mine", 10, time.Hour, later); len(got) != 0 {
+		t.Fatalf("claimed under a live lease: %q", keysOf(got))
+	}
+	if n, err := x.Release(ctx, "mine"); err != nil || n != 2 {
+		t.Fatalf("release = %d, %v; want 2", n, err)
+	}
+	got := claim(t, x, "mine", 10, time.Hour, later)
+	if !slices.Equal(keysOf(got), []string{index.ChangeCreated + " a", index.ChangeCreated + " b"}) || got[0].Attempts != 2 {
+		t.Fatalf("after release: %+v", got)
+	}
+	if got := claim(t, x, "theirs", 10, time.Hour, later); len(got) != 0 {
+		t.Fatalf("another sink's lease was released: %q", keysOf(got))
+	}
+	if n, err := x.Release(ctx, "nobody"); err != nil || n != 0 {
+		t.Fatalf("release of an empty sink = %d, %v", n, err)
+	}
+}
+
 func testSubscribe(t *testing.T, x index.Index) {
 	a, cancelA := x.Subscribe()
 	b, cancelB := x.Subscribe()

@@ -156,6 +156,24 @@ func (x *DB) Requeue(ctx context.Context, sink, eventID string, now time.Time) (
 	return n, nil
 }
 
+// Release implements index.Index.
+func (x *DB) Release(ctx context.Context, sink string) (int64, error) {
+	var n int64
+	err := x.update(ctx, nil, func(t *tx) error {
+		tag, err := t.exec(`UPDATE attachd_outbox SET lease_until = 0 WHERE state = 'pending' AND sink = $1 AND lease_until > 0`, sink)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		t.enqueued = n > 0
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: release: %w", err)
+	}
+	return n, nil
+}
+
 // OutboxStats implements index.Index.
 func (x *DB) OutboxStats(ctx context.Context) ([]index.SinkStats, error) {
 	var out []index.SinkStats

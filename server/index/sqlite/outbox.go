@@ -137,6 +137,24 @@ func (x *DB) Requeue(ctx context.Context, sink, eventID string, now time.Time) (
 	return n, nil
 }
 
+// Release implements index.Index.
+func (x *DB) Release(ctx context.Context, sink string) (int64, error) {
+	var n int64
+	err := x.update(ctx, func(t *tx) error {
+		res, err := t.exec(`UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND sink = ? AND lease_until > 0`, sink)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		t.enqueued = n > 0
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: release: %w", err)
+	}
+	return n, nil
+}
+
 // OutboxStats implements index.Index.
 func (x *DB) OutboxStats(ctx context.Context) ([]index.SinkStats, error) {
 	rows, err := x.r.QueryContext(ctx, `SELECT sink,
