@@ -72,15 +72,11 @@ func davNeedFUSE(t *testing.T) {
 // davStart starts attachd with the given TOML (or none) on its own data directory.
 func davStart(t *testing.T, toml string) *server {
 	t.Helper()
-	s := &server{DataDir: filepath.Join(t.TempDir(), "data"), workDir: t.TempDir()}
+	var cfg *config
 	if toml != "" {
-		s.cfgPath = filepath.Join(t.TempDir(), "attachd.toml")
-		if err := os.WriteFile(s.cfgPath, []byte(toml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg = &config{Extra: toml}
 	}
-	s.start(t)
-	return s
+	return startServer(t, serverOptions{Config: cfg})
 }
 
 func (s *server) davURL(p string) string {

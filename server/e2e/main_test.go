@@ -120,6 +120,11 @@ type server struct {
 	workDir string
 	cfgPath string
 	proc    *process
+	listen  string // the address to listen on, or "" for a free port
+
+	// In a cluster run (ATTACHD_E2E_NODES), the nodes behind Addr, which is
+	// then a round-robin proxy; proc is nil.
+	nodes []*server
 }
 
 // A process is one started attachd and what it printed.
@@ -170,9 +175,13 @@ func startServer(t testing.TB, opts serverOptions) *server {
 		}
 		if !strings.Contains(opts.Config.Extra, "[plugins]") {
 			c := *opts.Config
-			c.Extra += backendTOML(t, kind, "spool", uniqueName("e2e")) + "\n"
+			c.Extra += backendTOML(t, kind, writeMode(), uniqueName("e2e")) + "\n"
 			opts.Config = &c
 		}
+	}
+	if n := clusterNodes(t); n > 0 {
+		s.startCluster(t, n, opts.Config)
+		return s
 	}
 	if opts.Config != nil {
 		s.cfgPath = filepath.Join(t.TempDir(), "attachd.toml")
@@ -190,7 +199,10 @@ func (s *server) start(t testing.TB) {
 	t.Helper()
 	bin := attachdBinary(t)
 	for attempt := 1; ; attempt++ {
-		s.Addr = freeAddr(t)
+		s.Addr = s.listen
+		if s.Addr == "" {
+			s.Addr = freeAddr(t)
+		}
 		args := []string{"serve", "--listen", s.Addr, "--data-dir", s.DataDir}
 		if s.cfgPath != "" {
 			args = append(args, "--config", s.cfgPath)
@@ -214,7 +226,7 @@ func (s *server) start(t testing.TB) {
 		// A process that never got ready gets no graceful stop.
 		p.cmd.Process.Kill()
 		<-p.exited
-		if attempt < 3 && strings.Contains(p.out.String(), "address already in use") {
+		if attempt < 3 && s.listen == "" && strings.Contains(p.out.String(), "address already in use") {
 			continue
 		}
 		t.Fatalf("attachd %s: %v\n--- output ---\n%s", strings.Join(args, " "), err, p.out.String())

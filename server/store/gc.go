@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/attachd/attachd/server/index"
@@ -73,4 +75,31 @@ func (s *Store) collect(ctx context.Context, blob string) error {
 	}
 	s.evict(blob)
 	return remoteErr("delete blob", s.remote.Delete(ctx, remoteBlob(blob)))
+}
+
+// sweepSpool removes the blobs of this node's spool that no object names:
+// with a shared index there is no local reconciliation to find them, and a
+// process that died mid-store leaves the blob of a store never committed.
+func (s *Store) sweepSpool(ctx context.Context) error {
+	removed := 0
+	for i := 0; i < 256; i++ {
+		dir := fmt.Sprintf("blobs/%02x", i)
+		entries, err := fs.ReadDir(s.root.FS(), dir)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			used, err := s.idx.BlobInUse(ctx, e.Name())
+			if err != nil {
+				return readErr(err)
+			}
+			if !used && s.root.Remove(dir+"/"+e.Name()) == nil {
+				removed++
+			}
+		}
+	}
+	if removed > 0 {
+		s.log.Info("removed spooled blobs of stores that never committed", "count", removed)
+	}
+	return nil
 }

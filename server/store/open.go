@@ -87,23 +87,40 @@ func (s *Store) open() error {
 	if err := s.sweepTemp(); err != nil {
 		return err
 	}
+	_, cleanErr := s.root.Stat("clean-shutdown")
 	if s.shared {
 		// The index is the record, and the other nodes' as much as ours:
-		// nothing in this data directory can reconcile it.
+		// nothing in this data directory can reconcile it. Only the spool
+		// is ours: after a crash it may hold blobs of stores that never
+		// committed.
 		idx, err := openIndexAt(s.indexURL)
 		if err != nil {
 			return err
 		}
 		s.idx = idx
-		return nil
+		if cleanErr != nil {
+			if err := s.sweepSpool(context.Background()); err != nil {
+				return fmt.Errorf("sweep the spool after an unclean stop: %w", err)
+			}
+		}
+	} else if err := s.openLocalIndex(cleanErr == nil); err != nil {
+		return err
 	}
+	if err := s.root.Remove("clean-shutdown"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove clean-shutdown marker: %w", err)
+	}
+	return s.syncDir(".")
+}
+
+// openLocalIndex opens the data directory's own index, and reconciles it
+// with the objects tree unless the last stop was clean.
+func (s *Store) openLocalIndex(clean bool) error {
 	idx, fresh, err := s.openCheckedIndex()
 	if err != nil {
 		return err
 	}
 	s.idx = idx
-	_, cleanErr := s.root.Stat("clean-shutdown")
-	if fresh || cleanErr != nil {
+	if fresh || !clean {
 		// The index may lag the objects tree by the stores that were between
 		// their sidecar rename and their index commit when the process died.
 		start := time.Now()
@@ -115,20 +132,13 @@ func (s *Store) open() error {
 			s.log.Info("index reconciled with the data directory", "objects", n, "duration", time.Since(start))
 		}
 	}
-	if err := s.root.Remove("clean-shutdown"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove clean-shutdown marker: %w", err)
-	}
-	return s.syncDir(".")
+	return nil
 }
 
 // Close closes the index, marks the data directory as cleanly stopped and
 // releases it. Uploads still in flight must have finished.
 func (s *Store) Close() error {
 	var errs []error
-	if s.idx != nil && s.shared {
-		errs = append(errs, s.idx.Close())
-		s.idx = nil
-	}
 	if s.idx != nil {
 		if err := s.idx.Close(); err != nil {
 			errs = append(errs, err)
