@@ -80,6 +80,15 @@ for backend in sftp azblob s3; do
 		./server/e2e/
 done
 
+# The same against a cluster: three nodes over one PostgreSQL index and one
+# S3 bucket, each request to the next node (docs/cluster.md).
+for mode in through spool; do
+	say "Kazoo suite and litmus against three nodes, $mode mode, PostgreSQL and S3"
+	ATTACHD_E2E_NODES=3 ATTACHD_E2E_BACKEND=s3 ATTACHD_E2E_WRITE_MODE=$mode go test -count=1 -timeout 10m \
+		-run 'TestScenarios|TestShapesOnOneServer|TestVectors|TestBase64Modes|TestOverwriteIsAtomic|TestHead|TestDAVLitmus|TestDAVKazooInterop' \
+		./server/e2e/
+done
+
 say "fuzzing, $fuzztime per target"
 fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="$fuzztime" "$1" | tail -n 2; }
 fuzz ./server/kazoo FuzzMultipart

@@ -47,7 +47,13 @@ func (s *Store) openElsewhere(ctx context.Context, o Object) (ReadSeekCloser, er
 		return nil, remoteErr("stat blob", err)
 	}
 	if _, err := s.peers.Stat(ctx, name); err == nil {
-		return &remoteReader{b: s.peers, name: name, size: o.Size}, nil
+		// Open before the caller answers: a peer that moved it on meanwhile
+		// is read from the backend, not cut short after the headers.
+		r := &remoteReader{b: s.peers, alt: s.remote, name: name, size: o.Size}
+		if err := r.open(); err != nil {
+			return nil, err
+		}
+		return r, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}

@@ -114,8 +114,12 @@ func (s *Store) evict(blob string) {
 // remoteReader reads a blob from the backend, seeking without I/O: it opens
 // a ranged read at the position of the next Read, and reuses it while reads
 // stay sequential.
+//
+// A blob read from another node's spool may move on to the backend while it
+// is read: alt, if set, is where to look when b no longer has it.
 type remoteReader struct {
 	b     Backend
+	alt   Backend
 	name  string
 	size  int64
 	pos   int64
@@ -128,20 +132,9 @@ func (r *remoteReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if r.rc == nil || r.rcPos != r.pos {
-		if r.rc != nil {
-			r.rc.Close()
+		if err := r.open(); err != nil {
+			return 0, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
-		rc, err := r.b.Open(ctx, r.name, r.pos, -1)
-		if err != nil {
-			cancel()
-			r.rc = nil
-			return 0, remoteErr("read blob", err)
-		}
-		r.rc, r.rcPos = struct {
-			io.Reader
-			io.Closer
-		}{rc, closerFunc(func() error { cancel(); return rc.Close() })}, r.pos
 	}
 	n, err := r.rc.Read(p)
 	r.pos += int64(n)
@@ -150,6 +143,29 @@ func (r *remoteReader) Read(p []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
+}
+
+// open starts a ranged read at pos, from alt if b no longer has the blob.
+func (r *remoteReader) open() error {
+	if r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+	rc, err := r.b.Open(ctx, r.name, r.pos, -1)
+	if errors.Is(err, ErrNotFound) && r.alt != nil {
+		r.b, r.alt = r.alt, nil
+		rc, err = r.b.Open(ctx, r.name, r.pos, -1)
+	}
+	if err != nil {
+		cancel()
+		return remoteErr("read blob", err)
+	}
+	r.rc, r.rcPos = struct {
+		io.Reader
+		io.Closer
+	}{rc, closerFunc(func() error { cancel(); return rc.Close() })}, r.pos
+	return nil
 }
 
 type closerFunc func() error
