@@ -110,6 +110,10 @@ type Index interface {
 
 // Tx is one write transaction (see Index.Update). Its reads see its own writes.
 type Tx interface {
+	// Get is Index.Get inside the transaction. Writers are serialized, so
+	// the row it returns is the one this transaction replaces, whatever
+	// other processes sharing the index do meanwhile.
+	Get(key string) (Object, error)
 	// PutObject inserts or replaces the object at o.Key, and records its
 	// parent folders (PutDirs).
 	PutObject(o Object) error

@@ -92,6 +92,13 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		if err := failpoint("index"); err != nil {
 			return err
 		}
+		if s.shared {
+			// Another node may have stored this key since old was read:
+			// the version replaced is the one the transaction sees.
+			if err := s.replaced(tx, o.Key, &old, &change); err != nil {
+				return err
+			}
+		}
 		if err := tx.PutObject(o); err != nil {
 			return err
 		}
@@ -115,6 +122,21 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 	s.writes.committed(ctx, o, old)
 	if old.Blob != "" && old.Blob != o.Blob {
 		s.removeBlob(old.Blob)
+	}
+	return nil
+}
+
+// replaced reads, in tx, the version of key that the transaction replaces,
+// into old and change.
+func (s *Store) replaced(tx index.Tx, key string, old *Object, change *string) error {
+	cur, err := tx.Get(key)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		*old, *change = Object{}, ChangeCreated
+	case err != nil:
+		return err
+	default:
+		*old, *change = cur, ChangeUpdated
 	}
 	return nil
 }

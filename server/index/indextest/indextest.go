@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"MoveTree", testMoveTree},
 		{"DeadProps", testDeadProps},
 		{"Rollback", testRollback},
+		{"TxGet", testTxGet},
 		{"Rebuild", testRebuild},
 		{"Locks", testLocks},
 		{"LockConflicts", testLockConflicts},
@@ -53,6 +54,16 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			tc.fn(t, x)
 		})
 	}
+	// Export reads one index out into another.
+	t.Run("Export", func(t *testing.T) {
+		x, y := open(t), open(t)
+		t.Cleanup(func() {
+			if err := errors.Join(x.Close(), y.Close()); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+		testExport(t, x, y)
+	})
 }
 
 var ctx = context.Background()
@@ -343,6 +354,31 @@ func testDeadProps(t *testing.T, x index.Index) {
 	if d, _ := x.Dir(ctx, "f"); string(d.Props) != "{}" {
 		t.Fatalf("cleared folder props: %s", d.Props)
 	}
+}
+
+// testTxGet: a transaction reads the rows it is about to replace, its own
+// writes included.
+func testTxGet(t *testing.T, x index.Index) {
+	putKeys(t, x, "a")
+	update(t, x, func(tx index.Tx) error {
+		if o, err := tx.Get("a"); err != nil || o.Blob != obj("a").Blob {
+			t.Errorf("Get a = %+v, %v", o, err)
+		}
+		_, err := tx.Get("b")
+		wantNotFound(t, "Get of nothing in a transaction", err)
+		if err := tx.PutObject(obj("b")); err != nil {
+			return err
+		}
+		if o, err := tx.Get("b"); err != nil || o.Key != "b" {
+			t.Errorf("Get of its own write = %+v, %v", o, err)
+		}
+		if err := tx.DeleteObject("a"); err != nil {
+			return err
+		}
+		_, err = tx.Get("a")
+		wantNotFound(t, "Get of its own delete", err)
+		return nil
+	})
 }
 
 func testRollback(t *testing.T, x index.Index) {

@@ -387,6 +387,23 @@ func (t *tx) PruneDirs(keep func(key string) bool) error {
 
 // Walk implements index.Tx. The objects are read whole first, as package
 // sqlite does: fn may write in the same transaction.
+// Get implements index.Tx.
+func (t *tx) Get(key string) (index.Object, error) {
+	var objs []index.Object
+	err := t.query(func(r pgx.Rows) error {
+		o, err := scanObject(r)
+		objs = append(objs, o)
+		return err
+	}, `SELECT `+objectCols+` FROM attachd_objects WHERE key = $1`, key)
+	if err != nil {
+		return index.Object{}, fmt.Errorf("index: %w", err)
+	}
+	if len(objs) == 0 {
+		return index.Object{}, index.ErrNotFound
+	}
+	return objs[0], nil
+}
+
 func (t *tx) Walk(prefix string, fn func(index.Object) error) error {
 	lo, hi := index.Below(prefix)
 	var objs []index.Object

@@ -1,0 +1,226 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/attachd/attachd/server/index"
+	"github.com/jackc/pgx/v5"
+)
+
+// Two stores over one PostgreSQL index and one backend directory are two
+// nodes of a cluster (docs/cluster.md), in one process. The end-to-end
+// suite (server/e2e/cluster_test.go) drives real processes; these check
+// what a client cannot see: which blobs are left in the backend.
+
+// sharedIndexURL creates an empty database beside $ATTACHD_TEST_PG_URL's
+// (.ci/postgres.sh) and returns its URL.
+func sharedIndexURL(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("ATTACHD_TEST_PG_URL")
+	if admin == "" {
+		if testing.Short() {
+			t.Skip("ATTACHD_TEST_PG_URL is not set")
+		}
+		t.Fatal("ATTACHD_TEST_PG_URL is not set: run .ci/postgres.sh start DIR and . DIR/env (test.sh does)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var b [6]byte
+	rand.Read(b[:])
+	name := "store_" + hex.EncodeToString(b[:])
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	u, _ := url.Parse(admin)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// sharedPair opens two write-through stores on one index and one backend.
+func sharedPair(t *testing.T, grace time.Duration) (a, b *Store, backend string) {
+	t.Helper()
+	indexURL := sharedIndexURL(t)
+	backend = t.TempDir()
+	open := func() *Store {
+		remote, err := NewDirBackend(backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { remote.Close() })
+		s, err := Open(t.TempDir(), Options{Remote: remote, Through: true, IndexURL: indexURL, BlobGrace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open(), backend
+}
+
+// backendBlobs lists the blobs in a DirBackend directory.
+func backendBlobs(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, d.Name())
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSharedReplacedBlobsWaitForTheGrace: a version replaced on one node
+// stays readable in the backend for the grace period (a read streaming it
+// on another node finishes), then goes; nothing else is left behind, even
+// when both nodes overwrite the same key at once.
+func TestSharedReplacedBlobsWaitForTheGrace(t *testing.T) {
+	ctx := context.Background()
+	a, b, backend := sharedPair(t, 2*time.Second)
+
+	v1, err := a.Put(ctx, "acct/vm.mp3", bytes.NewReader([]byte("version one")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, o, err := b.Open(ctx, "acct/vm.mp3") // node b starts streaming v1
+	if err != nil || o.Blob != v1.Blob {
+		t.Fatalf("open on b: %+v %v", o, err)
+	}
+	defer r.Close()
+	if _, err := a.Put(ctx, "acct/vm.mp3", bytes.NewReader([]byte("version two")), Info{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, b, "acct/vm.mp3"); string(got) != "version two" {
+		t.Fatalf("b reads %q after a's overwrite", got)
+	}
+	// Within the grace, v1's bytes are still there for the reader.
+	stream := make([]byte, 64)
+	if n, _ := r.Read(stream); string(stream[:n]) != "version one" {
+		t.Fatalf("the stream begun before the overwrite read %q", stream[:n])
+	}
+
+	// Both nodes overwrite one key at once: whichever wins, every replaced
+	// blob is collected.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if _, err := s.Put(ctx, "acct/race.mp3", bytes.NewReader([]byte(fmt.Sprint("race ", i))), Info{Size: -1}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := b.Delete(ctx, "acct/vm.mp3"); err != nil {
+		t.Fatal(err)
+	}
+
+	gcCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() { a.CollectBlobs(gcCtx); done <- struct{}{} }()
+	go func() { b.CollectBlobs(gcCtx); done <- struct{}{} }()
+	defer func() { stop(); <-done; <-done }()
+
+	race, err := a.Stat(ctx, "acct/race.mp3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := backendBlobs(t, backend)
+		if len(left) == 1 && left[0] == race.Blob {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend blobs %q, want only %s (the current version of the one object left)", left, race.Blob)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := readAll(t, a, "acct/race.mp3"); !bytes.HasPrefix(got, []byte("race ")) {
+		t.Fatalf("current version reads %q", got)
+	}
+}
+
+// TestSharedReindexFromTheBackend: a shared index rebuilt from the backend
+// alone (attachd reindex) holds every object the backend names, and none
+// it does not.
+func TestSharedReindexFromTheBackend(t *testing.T) {
+	ctx := context.Background()
+	a, _, backend := sharedPair(t, time.Minute)
+	want := map[string]string{}
+	for i := range 30 {
+		key := fmt.Sprintf("acct/%02d/vm.mp3", i%5)
+		if i >= 5 {
+			key = fmt.Sprintf("acct/%02d/vm-%d.mp3", i%5, i)
+		}
+		body := fmt.Sprint("body ", i)
+		if _, err := a.Put(ctx, key, bytes.NewReader([]byte(body)), Info{Size: -1, ContentType: "audio/mpeg"}); err != nil {
+			t.Fatal(err)
+		}
+		want[key] = body
+	}
+	a.Delete(ctx, "acct/00/vm.mp3")
+	delete(want, "acct/00/vm.mp3")
+	indexURL := a.indexURL
+
+	// The index loses rows behind the store's back; the backend has them.
+	if err := a.update(ctx, func(tx index.Tx) error { return tx.DeleteObject("acct/01/vm.mp3") }); err != nil {
+		t.Fatal(err)
+	}
+	remote, err := NewDirBackend(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	n, err := Reindex(ctx, t.TempDir(), Options{Remote: remote, Through: true, IndexURL: indexURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) {
+		t.Errorf("reindexed %d objects, want %d", n, len(want))
+	}
+	got := map[string]string{}
+	a.WalkObjects(ctx, "", func(o Object) error {
+		got[o.Key] = string(readAll(t, a, o.Key))
+		return nil
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after reindex:\n got %v\nwant %v", got, want)
+	}
+}
