@@ -100,6 +100,7 @@ func app() *cli.App {
 			},
 			pluginsCommand(),
 			hooksCommand(),
+			indexCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
