@@ -97,8 +97,8 @@ func indexCopy(c *cli.Context) error {
 		res.Objects, res.Folders, res.Locks, res.Deliveries, target, time.Since(bar.start).Round(time.Millisecond))
 	if res.Replicating > 0 {
 		fmt.Fprintf(out, "note: %d objects are still in this node's spool, not yet in the backend; their replication "+
-			"is now %s's (sink %s): run this node in the cluster with the same data_dir and advertise_url %s, "+
-			"so that it moves them on\n", res.Replicating, nodeURL, res.RenamedTo, nodeURL)
+			"is now sink %s, the node with advertise_url %s: run this node in the cluster with the same data_dir "+
+			"and that advertise_url, so that it moves them on\n", res.Replicating, res.RenamedTo, nodeURL)
 	}
 	return nil
 }
