@@ -55,6 +55,9 @@ type Index interface {
 	// Walk calls fn for every object below the folder prefix ("" for all),
 	// in key order.
 	Walk(ctx context.Context, prefix string, fn func(Object) error) error
+	// Usage returns the total Size and the number of the objects Walk
+	// would visit below the folder prefix ("" for all), in one read.
+	Usage(ctx context.Context, prefix string) (bytes, objects int64, err error)
 
 	// Update runs fn in one write transaction, committed if fn returns nil
 	// and rolled back otherwise; fn's error is returned as it is. ctx's

@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Objects", testObjects},
 		{"Lookups", testLookups},
 		{"List", testList},
+		{"Usage", testUsage},
 		{"ImpliedDirs", testImpliedDirs},
 		{"DeleteTree", testDeleteTree},
 		{"MoveTree", testMoveTree},
@@ -220,6 +221,47 @@ func walk(t *testing.T, x index.Index, prefix string) []string {
 		t.Fatalf("walk %q: %v", prefix, err)
 	}
 	return keys
+}
+
+// testUsage: Usage sums the objects Walk visits, and follows changes.
+func testUsage(t *testing.T, x index.Index) {
+	usage := func(prefix string) [2]int64 {
+		t.Helper()
+		b, n, err := x.Usage(ctx, prefix)
+		if err != nil {
+			t.Fatalf("usage %q: %v", prefix, err)
+		}
+		return [2]int64{b, n}
+	}
+	if got := usage(""); got != [2]int64{} {
+		t.Fatalf("usage of an empty index = %v", got)
+	}
+	putKeys(t, x, "d/a", "d/b/c", "d0", "d-x/y", "top")
+	for _, tt := range []struct {
+		prefix string
+		want   [2]int64
+	}{
+		{"", [2]int64{3 + 5 + 2 + 5 + 3, 5}},
+		{"d", [2]int64{3 + 5, 2}}, // not d0 nor d-x
+		{"d/b", [2]int64{5, 1}},
+		{"d/a", [2]int64{}}, // an object is not a folder
+		{"none", [2]int64{}},
+	} {
+		if got := usage(tt.prefix); got != tt.want {
+			t.Errorf("usage %q = %v, want %v", tt.prefix, got, tt.want)
+		}
+	}
+	update(t, x, func(tx index.Tx) error {
+		o := obj("d/a")
+		o.Size = 1000
+		if err := tx.PutObject(o); err != nil {
+			return err
+		}
+		return tx.DeleteObject("d/b/c")
+	})
+	if got := usage("d"); got != [2]int64{1000, 1} {
+		t.Errorf("usage d after an overwrite and a delete = %v", got)
+	}
 }
 
 func testList(t *testing.T, x index.Index) {

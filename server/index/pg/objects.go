@@ -106,6 +106,19 @@ func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	return in, nil
 }
 
+// Usage implements index.Index.
+func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
+	lo, hi := index.Below(prefix)
+	rctx, cancel := read(ctx)
+	defer cancel()
+	err = x.pool.QueryRow(rctx, `SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects
+		WHERE key > $1 AND key < $2`, lo, hi).Scan(&bytes, &objects)
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: usage: %w", x.fail(ctx, err))
+	}
+	return bytes, objects, nil
+}
+
 // readPage runs one read and calls fn for each row, under one deadline.
 func (x *DB) readPage(ctx context.Context, fn func(pgx.Rows) error, q string, args ...any) error {
 	rctx, cancel := read(ctx)

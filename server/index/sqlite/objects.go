@@ -100,6 +100,16 @@ func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) erro
 	return scanObjects(rows, fn)
 }
 
+// Usage implements index.Index.
+func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
+	lo, hi := index.Below(prefix)
+	err = x.queryRow(ctx, `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`, lo, hi).Scan(&bytes, &objects)
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: usage: %w", err)
+	}
+	return bytes, objects, nil
+}
+
 const dirCols = `key, props, created, mtime`
 
 func scanDir(row scanner) (index.Dir, error) {
