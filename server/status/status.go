@@ -29,6 +29,7 @@ var table = []entry{
 	{store.ErrShortBody, http.StatusBadRequest, ""},
 	{store.ErrTooLarge, http.StatusRequestEntityTooLarge, "request body too large"},
 	{store.ErrNoSpace, http.StatusInsufficientStorage, "no space left on the server's disk"},
+	{store.ErrQuota, http.StatusInsufficientStorage, "quota exceeded"},
 	{store.ErrLocked, http.StatusLocked, "locked"},
 	{store.ErrUnavailable, http.StatusServiceUnavailable, "storage backend unavailable; try again"},
 	{store.ErrCorrupt, http.StatusInternalServerError, "internal error; see the server log"},

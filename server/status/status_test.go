@@ -29,6 +29,7 @@ var storeErrors = map[string]struct {
 	"ErrShortBody":   {store.ErrShortBody, http.StatusBadRequest},
 	"ErrTooLarge":    {store.ErrTooLarge, http.StatusRequestEntityTooLarge},
 	"ErrNoSpace":     {store.ErrNoSpace, http.StatusInsufficientStorage},
+	"ErrQuota":       {store.ErrQuota, http.StatusInsufficientStorage},
 	"ErrLocked":      {store.ErrLocked, http.StatusLocked},
 	"ErrUnavailable": {store.ErrUnavailable, http.StatusServiceUnavailable},
 	"ErrCorrupt":     {store.ErrCorrupt, http.StatusInternalServerError},

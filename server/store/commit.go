@@ -80,6 +80,16 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 	if err := s.checkParents(ctx, o.Key); err != nil {
 		return err
 	}
+	if len(s.quotas) > 0 {
+		// An overwrite adds only the difference.
+		added := int64(0)
+		if change == ChangeCreated {
+			added = 1
+		}
+		if err := s.checkQuota(ctx, o.Key, o.Size-old.Size, added, nil); err != nil {
+			return err
+		}
+	}
 	if err := s.writes.beforeCommit(ctx, o); err != nil {
 		return err
 	}

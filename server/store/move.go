@@ -48,6 +48,18 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 	}
 	dstObj, dstObjErr := s.get(ctx, dst)
 	_, dstDirErr := s.StatDir(ctx, dst)
+	if exists := dstObjErr == nil || dstDirErr == nil; overwrite || !exists {
+		var from, replaced *Object
+		if isObj {
+			from = &srcObj
+		}
+		if dstObjErr == nil && overwrite {
+			replaced = &dstObj
+		}
+		if err := s.checkMoveQuota(ctx, src, dst, from, replaced, dstDirErr == nil && overwrite, move); err != nil {
+			return err
+		}
+	}
 	if isObj && dstObjErr == nil && overwrite {
 		// An object over an object: its sidecar replaces the other's in one
 		// rename, which a failure undoes, so the old one is never missing.

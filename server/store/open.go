@@ -27,7 +27,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
 		remote: opts.Remote, peers: opts.Peers, shared: opts.IndexURL != "", indexURL: opts.IndexURL, blobGrace: opts.BlobGrace,
-		replicateSink: ReplicateSink}
+		replicateSink: ReplicateSink, quotas: opts.Quotas}
 	if s.shared {
 		if s.remote == nil {
 			return nil, errors.New("a shared index needs a storage backend that every node shares")

@@ -68,6 +68,8 @@ type Options struct {
 	// any more stays in the backend, so that reads already streaming it on
 	// other nodes finish (default 10 minutes).
 	BlobGrace time.Duration
+	// Quotas limit the bytes and objects below folders (quota.go).
+	Quotas []Quota
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -98,6 +100,7 @@ type Store struct {
 	indexURL      string
 	blobGrace     time.Duration
 	replicateSink string
+	quotas        []Quota
 	// inDoubt is set when a change failed in a way that left the objects
 	// tree ahead of the index; the next start must reconcile them.
 	inDoubt atomic.Bool

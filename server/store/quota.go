@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrQuota is a store, copy or move refused because the objects below a
+// folder with a quota would then exceed its bytes or its count. Nothing of
+// the refused change is stored.
+var ErrQuota = errors.New("quota exceeded")
+
+// Quota limits the objects below one folder: their total size, their
+// number, or both. Quotas may nest; a change must fit every quota above it.
+//
+// Usage is read from the index when a change needs it (Index.Usage, one
+// range read over the keys below the folder), so it is exact whatever
+// changed it: stores, deletes, moves, a reindex, or, with a shared index,
+// other nodes. The check comes before the change commits and is not held
+// across it: stores of different keys that race into the same quota may
+// each fit alone and together overshoot it, by at most one object each.
+// Moves and copies hold the store's tree lock and do not race.
+type Quota struct {
+	Name    string // as configured ("/kazoo/acct"): messages and metrics
+	Prefix  string // the folder's key; "" for the whole store
+	Bytes   int64  // most bytes below Prefix; 0 for no limit
+	Objects int64  // most objects below Prefix; 0 for no limit
+}
+
+// covers reports whether key is the quota's folder or below it.
+func (q Quota) covers(key string) bool {
+	return q.Prefix == "" || key == q.Prefix || strings.HasPrefix(key, q.Prefix+"/")
+}
+
+// QuotaUsage is a quota and what is below its folder now.
+type QuotaUsage struct {
+	Quota
+	UsedBytes   int64
+	UsedObjects int64
+}
+
+// Quotas returns every configured quota with its usage, in configuration order.
+func (s *Store) Quotas(ctx context.Context) ([]QuotaUsage, error) {
+	out := make([]QuotaUsage, 0, len(s.quotas))
+	for _, q := range s.quotas {
+		b, n, err := s.idx.Usage(ctx, q.Prefix)
+		if err != nil {
+			return nil, readErr(err)
+		}
+		out = append(out, QuotaUsage{q, b, n})
+	}
+	return out, nil
+}
+
+// QuotaOf returns the byte quota that leaves the least room for the folder
+// key, with its usage, or ok false if no quota limits the bytes there. The
+// WebDAV drive shows it as the folder's RFC 4331 quota properties.
+func (s *Store) QuotaOf(ctx context.Context, key string) (qu QuotaUsage, ok bool, err error) {
+	for _, q := range s.quotas {
+		if q.Bytes <= 0 || !q.covers(key) {
+			continue
+		}
+		b, n, err := s.idx.Usage(ctx, q.Prefix)
+		if err != nil {
+			return qu, false, readErr(err)
+		}
+		if !ok || q.Bytes-b < qu.Bytes-qu.UsedBytes {
+			qu, ok = QuotaUsage{q, b, n}, true
+		}
+	}
+	return qu, ok, nil
+}
+
+// checkQuota refuses a change that adds bytes and objects (either may be
+// negative) below key if that would exceed a quota over key. A quota for
+// which same returns true is left out: a move within it changes nothing.
+func (s *Store) checkQuota(ctx context.Context, key string, bytes, objects int64, same func(Quota) bool) error {
+	for _, q := range s.quotas {
+		if !q.covers(key) || (same != nil && same(q)) {
+			continue
+		}
+		overBytes := q.Bytes > 0 && bytes > 0
+		overObjects := q.Objects > 0 && objects > 0
+		if !overBytes && !overObjects {
+			continue
+		}
+		b, n, err := s.idx.Usage(ctx, q.Prefix)
+		if err != nil {
+			return readErr(err)
+		}
+		if overBytes && b+bytes > q.Bytes {
+			return fmt.Errorf("%w: %s holds %d of its %d bytes; %d more do not fit", ErrQuota, q.Name, b, q.Bytes, bytes)
+		}
+		if overObjects && n+objects > q.Objects {
+			return fmt.Errorf("%w: %s holds %d of its %d objects", ErrQuota, q.Name, n, q.Objects)
+		}
+	}
+	return nil
+}
+
+// checkMoveQuota refuses a copy or move of src to dst that would exceed a
+// quota over dst. What it replaces at dst (overwrite) is counted as freed.
+func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Object, replaced *Object, replacedDir bool, move bool) error {
+	if len(s.quotas) == 0 {
+		return nil
+	}
+	var bytes, objects int64
+	if srcObj != nil {
+		bytes, objects = srcObj.Size, 1
+	} else {
+		b, n, err := s.idx.Usage(ctx, src)
+		if err != nil {
+			return readErr(err)
+		}
+		bytes, objects = b, n
+	}
+	if replaced != nil {
+		bytes, objects = bytes-replaced.Size, objects-1
+	} else if replacedDir {
+		b, n, err := s.idx.Usage(ctx, dst)
+		if err != nil {
+			return readErr(err)
+		}
+		bytes, objects = bytes-b, objects-n
+	}
+	var same func(Quota) bool
+	if move {
+		same = func(q Quota) bool { return q.covers(src) }
+	}
+	return s.checkQuota(ctx, dst, bytes, objects, same)
+}

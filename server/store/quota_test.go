@@ -1,0 +1,164 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func openQuota(t *testing.T, dir string, qs ...Quota) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{MaxSize: 64 << 20, Quotas: qs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func put(t *testing.T, s *Store, key string, n int) error {
+	t.Helper()
+	_, err := s.Put(context.Background(), key, bytes.NewReader(randBytes(n)), Info{Size: int64(n)})
+	return err
+}
+
+func usage(t *testing.T, s *Store) []QuotaUsage {
+	t.Helper()
+	qs, err := s.Quotas(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}
+
+// TestQuotaRefusesAndLeavesNothing: a store over a quota is ErrQuota with
+// nothing stored; an overwrite counts only the difference; deletes free.
+func TestQuotaRefusesAndLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openQuota(t, dir, Quota{Name: "/acct", Prefix: "acct", Bytes: 1000, Objects: 3})
+	if err := put(t, s, "acct/a", 600); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "other/big", 5000); err != nil {
+		t.Fatalf("outside the quota: %v", err)
+	}
+	if err := put(t, s, "acct/b", 401); !errors.Is(err, ErrQuota) {
+		t.Fatalf("store over the bytes: err = %v, want ErrQuota", err)
+	}
+	if _, err := s.Stat(ctx, "acct/b"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("refused object is there: %v", err)
+	}
+	if n := countBlobs(t, dir); n != 2 {
+		t.Errorf("%d blobs after a refused store, want 2", n)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 0 {
+		t.Errorf("tmp holds %d files", len(entries))
+	}
+	if err := put(t, s, "acct/b", 400); err != nil {
+		t.Fatalf("store that fits exactly: %v", err)
+	}
+	// Full: an overwrite that grows is refused, one that shrinks is not.
+	if err := put(t, s, "acct/a", 601); !errors.Is(err, ErrQuota) {
+		t.Fatalf("growing overwrite: err = %v", err)
+	}
+	if got := readAll(t, s, "acct/a"); len(got) != 600 {
+		t.Fatalf("refused overwrite changed the object: %d bytes", len(got))
+	}
+	if err := put(t, s, "acct/a", 500); err != nil {
+		t.Fatalf("shrinking overwrite: %v", err)
+	}
+	if err := put(t, s, "acct/a", 600); err != nil {
+		t.Fatalf("overwrite into what the shrink freed: %v", err)
+	}
+	if got := usage(t, s); got[0].UsedBytes != 1000 || got[0].UsedObjects != 2 {
+		t.Fatalf("usage = %+v", got)
+	}
+	// Objects: the third fits, a fourth does not, even empty.
+	if err := put(t, s, "acct/c", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "acct/d", 0); !errors.Is(err, ErrQuota) {
+		t.Fatalf("fourth object: err = %v", err)
+	}
+	// Deletes free.
+	if err := s.Delete(ctx, "acct/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "acct/d", 600); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	if err := s.RemoveAll(ctx, "acct"); err != nil {
+		t.Fatal(err)
+	}
+	if got := usage(t, s); got[0].UsedBytes != 0 || got[0].UsedObjects != 0 {
+		t.Fatalf("usage after removing the folder = %+v", got)
+	}
+}
+
+// TestQuotaNested: a store must fit every quota above it.
+func TestQuotaNested(t *testing.T) {
+	s := openQuota(t, t.TempDir(),
+		Quota{Name: "/", Prefix: "", Bytes: 1000},
+		Quota{Name: "/a/b", Prefix: "a/b", Objects: 1})
+	if err := put(t, s, "a/b/x", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "a/b/y", 10); !errors.Is(err, ErrQuota) {
+		t.Fatalf("inner quota: err = %v", err)
+	}
+	if err := put(t, s, "a/z", 991); !errors.Is(err, ErrQuota) {
+		t.Fatalf("outer quota: err = %v", err)
+	}
+	qu, ok, err := s.QuotaOf(context.Background(), "a/b")
+	if err != nil || !ok || qu.Name != "/" || qu.UsedBytes != 10 {
+		t.Fatalf("QuotaOf(a/b) = %+v, %v, %v", qu, ok, err)
+	}
+}
+
+// TestQuotaCopyMove: copies and moves into a quota count; a move within it
+// does not; what an overwrite replaces is freed.
+func TestQuotaCopyMove(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openQuota(t, dir, Quota{Name: "/q", Prefix: "q", Bytes: 1000})
+	for _, k := range []string{"src/a", "src/b"} {
+		if err := put(t, s, k, 600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Mkdir(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Copy(ctx, "src", "q/dir", false); !errors.Is(err, ErrQuota) {
+		t.Fatalf("folder copy over the quota: err = %v", err)
+	}
+	if _, err := s.StatDir(ctx, "q/dir"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused folder copy left %v", err)
+	}
+	if err := s.Copy(ctx, "src/a", "q/a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Move(ctx, "src/b", "q/b", false); !errors.Is(err, ErrQuota) {
+		t.Fatalf("move over the quota: err = %v", err)
+	}
+	if _, err := s.Stat(ctx, "src/b"); err != nil {
+		t.Fatalf("refused move lost its source: %v", err)
+	}
+	// Replacing q/a frees its 600 bytes.
+	if err := s.Move(ctx, "src/b", "q/a", true); err != nil {
+		t.Fatalf("move over an object of the same size: %v", err)
+	}
+	if err := s.Move(ctx, "q/a", "q/c", false); err != nil {
+		t.Fatalf("move within the quota: %v", err)
+	}
+	if got := usage(t, s); got[0].UsedBytes != 600 || got[0].UsedObjects != 1 {
+		t.Fatalf("usage = %+v", got)
+	}
+	if n := countBlobs(t, dir); n != 2 {
+		t.Errorf("%d blobs, want 2", n)
+	}
+}
