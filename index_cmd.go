@@ -124,6 +124,9 @@ type copyBar struct {
 	phase      string
 	phaseStart time.Time
 	phaseFrom  int64 // copied in the phase when this run began it
+	bytesFrom  int64 // bytes copied when this run began the phase
+	bytes      int64 // bytes copied, of totalBytes (attachd migrate; 0 for index copy)
+	totalBytes int64
 	last       time.Time
 	lastN      int64
 	drawn      bool // a line is drawn and not ended
@@ -163,7 +166,9 @@ func (b *copyBar) show(p store.CopyProgress, now time.Time) {
 			b.drawn = false
 		}
 		b.phase, b.phaseStart, b.phaseFrom, b.last, b.lastN = p.Phase, now, done, time.Time{}, 0
+		b.bytesFrom = p.Done.Bytes
 	}
+	b.bytes, b.totalBytes = p.Done.Bytes, p.Total.Bytes
 	if b.tty {
 		if now.Sub(b.last) < redrawEvery && done < total {
 			return
@@ -177,8 +182,27 @@ func (b *copyBar) show(p store.CopyProgress, now time.Time) {
 		return
 	}
 	b.last, b.lastN = now, done
-	fmt.Fprintf(b.w, "copied %d/%d %s (%d%%)\n", done, total, what, percent(done, total))
+	fmt.Fprintf(b.w, "copied %d/%d %s (%d%%)%s\n", done, total, what, percent(done, total), b.byteInfo(done, total, now, ", "))
 }
+
+// byteInfo is the bytes copied, their rate and the time left, when the copy
+// counts bytes (attachd migrate): the time left is then reckoned by bytes.
+func (b *copyBar) byteInfo(done, total int64, now time.Time, sep string) string {
+	if b.totalBytes <= 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%s%s/%s", sep, mib(b.bytes), mib(b.totalBytes))
+	if el := now.Sub(b.phaseStart).Seconds(); el >= 0.5 && b.bytes > b.bytesFrom {
+		rate := float64(b.bytes-b.bytesFrom) / el
+		s += fmt.Sprintf("%s%s/s", sep, mib(int64(rate)))
+		if left := b.totalBytes - b.bytes; left > 0 {
+			s += sep + "ETA " + time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second).String()
+		}
+	}
+	return s
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // line is the terminal's progress line.
 func (b *copyBar) line(done, total int64, what string, now time.Time) string {
@@ -191,6 +215,9 @@ func (b *copyBar) line(done, total int64, what string, now time.Time) string {
 		bar += ">" + strings.Repeat(" ", barWidth-filled-1)
 	}
 	s := fmt.Sprintf("[%s] %d/%d %s %3d%%", bar, done, total, what, percent(done, total))
+	if b.totalBytes > 0 {
+		return s + b.byteInfo(done, total, now, "  ")
+	}
 	if el := now.Sub(b.phaseStart).Seconds(); el >= 0.5 && done > b.phaseFrom {
 		rate := float64(done-b.phaseFrom) / el
 		s += fmt.Sprintf("  %.0f/s", rate)

@@ -101,6 +101,7 @@ func app() *cli.App {
 			pluginsCommand(),
 			hooksCommand(),
 			indexCommand(),
+			migrateCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -207,6 +208,7 @@ func serve(c *cli.Context) error {
 			}
 		}
 	}()
+	server.ConfigPath = c.String("config")
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err

@@ -470,6 +470,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.store.CollectBlobs(bg) }()
 	}
+	// Objects whose bytes a switch of backend left behind (stranded.go).
+	bgDone.Add(1)
+	go func() { defer bgDone.Done(); s.checkStranded(bg) }()
 	defer func() {
 		stopBG()
 		bgDone.Wait()

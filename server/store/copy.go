@@ -68,6 +68,9 @@ type CopyCounts struct {
 	Folders    int64 `json:"folders"`
 	Locks      int64 `json:"locks"`
 	Deliveries int64 `json:"deliveries"`
+	// Bytes is the size of the objects (attachd migrate; not counted by
+	// CopyIndex).
+	Bytes int64 `json:"bytes,omitempty"`
 }
 
 // CopyProgress is how far a copy got.
