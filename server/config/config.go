@@ -46,6 +46,7 @@ type Config struct {
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
 	Users   []User             `toml:"users"`
+	Quotas  []Quota            `toml:"quota"`
 	Plugins Plugins            `toml:"plugins"`
 	Storage Storage            `toml:"storage"`
 	Plugin  map[string]Plugin  `toml:"plugin"`
@@ -147,6 +148,15 @@ type User struct {
 	PasswordHash string `toml:"password_hash"`
 	Root         string `toml:"root"`
 	Permissions  string `toml:"permissions"` // "r" or "rw"
+	QuotaBytes   Size   `toml:"quota_bytes"`   // most bytes below root; 0: no limit
+	QuotaObjects int64  `toml:"quota_objects"` // most objects below root; 0: no limit
+}
+
+// Quota limits the bytes and objects below a folder ([[quota]]).
+type Quota struct {
+	Prefix  string `toml:"prefix"`  // a path like a user's root
+	Bytes   Size   `toml:"bytes"`   // 0: no limit
+	Objects int64  `toml:"objects"` // 0: no limit
 }
 
 // Plugins says where plugin executables are.
@@ -389,6 +399,9 @@ func (c *Config) Validate() error {
 	if err := c.validateUsers(); err != nil {
 		return err
 	}
+	if err := c.validateQuotas(); err != nil {
+		return err
+	}
 	return c.validatePlugins()
 }
 
@@ -424,6 +437,69 @@ func (c *Config) validateUsers() error {
 		return keyErr("metrics.user", "%q is not the name of a [[users]] entry", n)
 	}
 	return nil
+}
+
+// validateQuotas checks the quotas of [[users]] and [[quota]]: one per
+// folder at most.
+func (c *Config) validateQuotas() error {
+	seen := map[string]bool{}
+	for i, u := range c.Users {
+		if u.QuotaBytes < 0 {
+			return userErr(i, "quota_bytes", "user %q: must not be negative", u.Name)
+		}
+		if u.QuotaObjects < 0 {
+			return userErr(i, "quota_objects", "user %q: must not be negative", u.Name)
+		}
+		if u.QuotaBytes > 0 || u.QuotaObjects > 0 {
+			k, _ := store.CanonicalPath(u.Root)
+			if seen[k] {
+				return userErr(i, "quota_bytes", "user %q: root %q already has a quota", u.Name, u.Root)
+			}
+			seen[k] = true
+		}
+	}
+	for i, q := range c.Quotas {
+		qErr := func(key, format string, args ...any) error {
+			return &KeyError{Key: "quota." + key, Elem: i + 1, Msg: fmt.Sprintf(format, args...)}
+		}
+		if err := checkRoot(q.Prefix); err != nil {
+			return qErr("prefix", "%s", strings.Replace(err.Error(), "root", "prefix", 1))
+		}
+		if q.Bytes < 0 {
+			return qErr("bytes", "must not be negative")
+		}
+		if q.Objects < 0 {
+			return qErr("objects", "must not be negative")
+		}
+		if q.Bytes == 0 && q.Objects == 0 {
+			return qErr("prefix", "quota on %q: set bytes, objects or both", q.Prefix)
+		}
+		k, _ := store.CanonicalPath(q.Prefix)
+		if seen[k] {
+			return qErr("prefix", "%q already has a quota", q.Prefix)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// StoreQuotas returns the quotas of [[users]] and [[quota]], validated, for
+// the store: each named as configured.
+func (c *Config) StoreQuotas() []store.Quota {
+	var out []store.Quota
+	add := func(name string, bytes Size, objects int64) {
+		k, _ := store.CanonicalPath(name)
+		out = append(out, store.Quota{Name: name, Prefix: k, Bytes: int64(bytes), Objects: objects})
+	}
+	for _, u := range c.Users {
+		if u.QuotaBytes > 0 || u.QuotaObjects > 0 {
+			add(u.Root, u.QuotaBytes, u.QuotaObjects)
+		}
+	}
+	for _, q := range c.Quotas {
+		add(q.Prefix, q.Bytes, q.Objects)
+	}
+	return out
 }
 
 // validatePlugins checks the storage backend, the hooks and the plugin

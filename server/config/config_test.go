@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/attachd/attachd/server/store"
 )
 
 func TestExampleLoadsAsDefaults(t *testing.T) {
@@ -128,6 +130,15 @@ func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
 		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhook]\nconcurrency = 1\nmax_attempts = -1\n", "8: hook.webhook.max_attempts: "},
 		{"hooks = [\"webhook\"]\n[plugins]\ndir = \"/x\"\n[plugin.webhook]\nsha256 = \"" + sha + "\"\n[hook.webhook]\ntimeout = \"-1m\"\n", "7: hook.webhook.timeout: "},
 		{"[plugin.webhook]\nsha256 = \"short\"\n", "2: plugin.webhook.sha256: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nquota_bytes = \"lots\"\n", "4: users.quota_bytes: bad size"},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nquota_bytes = -1\n", "4: users.quota_bytes: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nquota_objects = -1\n", "4: users.quota_objects: "},
+		{"[[quota]]\nprefix = \"/a\"\nbytes = 1\n[[quota]]\nprefix = \"kazoo\"\nbytes = 1\n", "5: quota.prefix: "},
+		{"[[quota]]\nprefix = \"/a/../b\"\nbytes = 1\n", "2: quota.prefix: "},
+		{"[[quota]]\nprefix = \"/a\"\n\nbytes = -5\n", "4: quota.bytes: "},
+		{"[[quota]]\nprefix = \"/a\"\nobjects = -1\n", "3: quota.objects: "},
+		{"[[quota]]\nprefix = \"/a\"\n", "2: quota.prefix: "},
+		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nroot = \"/k/a\"\nquota_bytes = \"1GiB\"\n[[quota]]\nprefix = \"/k/a/\"\nobjects = 5\n", "7: quota.prefix: "},
 		{"[plugin.Bad]\nsha256 = \"" + sha + "\"\n", "1: plugin.Bad: "},
 		{"[index]\nurl = \"mysql://u:hunter2@db/x\"\n", "2: index.url: want a PostgreSQL URL"},
 		{"[index]\nurl = \"postgres://u:hunter2@db/x\"\n", "2: index.url: a shared index needs a storage backend"},
@@ -200,5 +211,26 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	slog.New(slog.NewTextHandler(&log, nil)).Info("plugin", "pin", c.Plugin["azblob"])
 	if strings.Contains(log.String(), "hunter2") {
 		t.Errorf("log line shows the secret: %s", log.String())
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	hash := "$2a$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz12345"
+	p := filepath.Join(t.TempDir(), "cfg.toml")
+	os.WriteFile(p, []byte("[[users]]\nname = \"a\"\npassword_hash = \""+hash+"\"\nroot = \"/kazoo/acct%2Fx\"\nquota_bytes = \"50GiB\"\nquota_objects = 100000\n"+
+		"[[users]]\nname = \"b\"\npassword_hash = \""+hash+"\"\n"+
+		"[[quota]]\nprefix = \"/voicemail/\"\nbytes = \"10MB\"\n[[quota]]\nprefix = \"/\"\nobjects = 7\n"), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.StoreQuotas()
+	want := []store.Quota{
+		{Name: "/kazoo/acct%2Fx", Prefix: "kazoo/acct%2Fx", Bytes: 50 << 30, Objects: 100000},
+		{Name: "/voicemail/", Prefix: "voicemail", Bytes: 10_000_000},
+		{Name: "/", Prefix: "", Objects: 7},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("quotas:\n got %+v\nwant %+v", got, want)
 	}
 }
