@@ -147,7 +147,7 @@ type User struct {
 	Name         string `toml:"name"`
 	PasswordHash string `toml:"password_hash"`
 	Root         string `toml:"root"`
-	Permissions  string `toml:"permissions"` // "r" or "rw"
+	Permissions  string `toml:"permissions"`   // "r" or "rw"
 	QuotaBytes   Size   `toml:"quota_bytes"`   // most bytes below root; 0: no limit
 	QuotaObjects int64  `toml:"quota_objects"` // most objects below root; 0: no limit
 }
