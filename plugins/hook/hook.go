@@ -30,7 +30,10 @@ type Event struct {
 	OccurredAt time.Time `json:"occurred_at"`
 	Attempt    int       `json:"attempt"` // 1 on the first delivery
 	RequestID  string    `json:"request_id,omitempty"`
-	Object     Object    `json:"object"`
+	// Reason says why a change no client asked for was made: "retention"
+	// for an attachment.deleted by a retention rule. Empty otherwise.
+	Reason string `json:"reason,omitempty"`
+	Object Object `json:"object"`
 }
 
 // Object describes the object an event is about, as it is now.

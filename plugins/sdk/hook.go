@@ -33,6 +33,7 @@ type Event struct {
 	OccurredAt time.Time `json:"occurred_at"`
 	Attempt    int       `json:"attempt"`
 	RequestID  string    `json:"request_id,omitempty"`
+	Reason     string    `json:"reason,omitempty"` // "retention" for a delete by a retention rule
 	Object     Object    `json:"object"`
 	// Raw is the event exactly as attachd sent it, e.g. to forward it.
 	Raw json.RawMessage `json:"-"`

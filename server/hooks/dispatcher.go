@@ -203,7 +203,7 @@ func backoff(attempt int, first, most time.Duration) time.Duration {
 // is described as it was.
 func (d *Dispatcher) event(ctx context.Context, dl store.Delivery) Event {
 	ev := Event{Schema: SchemaVersion, EventID: dl.EventID, Type: dl.Type, OccurredAt: dl.Occurred.UTC(),
-		Attempt: dl.Attempts, RequestID: dl.RequestID,
+		Attempt: dl.Attempts, RequestID: dl.RequestID, Reason: dl.Reason,
 		Object: Object{Key: dl.Key, Size: dl.Size, SHA256: dl.SHA256, ContentType: dl.ContentType, DocID: dl.DocID, MediaID: dl.MediaID}}
 	if dl.Type == store.ChangeDeleted {
 		return ev

@@ -115,6 +115,7 @@ type Delivery struct {
 	DocID       string
 	MediaID     string
 	RequestID   string
+	Reason      string // why the change was made, if not by a client: "retention"
 	Occurred    time.Time
 	Attempts    int // including the one being made
 }

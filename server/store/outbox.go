@@ -43,6 +43,21 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+type reasonKey struct{}
+
+// WithReason returns ctx carrying why a change is made when no client asked
+// for it ("retention"); the change's deliveries carry it on to their hooks
+// as the event's "reason".
+func WithReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, reasonKey{}, reason)
+}
+
+// Reason returns the reason set by WithReason, or "".
+func Reason(ctx context.Context) string {
+	r, _ := ctx.Value(reasonKey{}).(string)
+	return r
+}
+
 // enqueue queues one delivery per sink for a change of o, in tx. Quick
 // successive versions coalesce (see index.Tx.Enqueue).
 func (s *Store) enqueue(ctx context.Context, tx index.Tx, typ string, o Object, prevBlob ...string) error {
@@ -51,7 +66,7 @@ func (s *Store) enqueue(ctx context.Context, tx index.Tx, typ string, o Object, 
 
 func (s *Store) enqueueTo(ctx context.Context, tx index.Tx, sinks []string, typ string, o Object, prevBlob ...string) error {
 	d := Delivery{Type: typ, Key: o.Key, Blob: o.Blob, SHA256: o.SHA256, Size: o.Size, ContentType: o.ContentType,
-		DocID: o.DocID, MediaID: o.MediaID, RequestID: RequestID(ctx), Occurred: time.Now()}
+		DocID: o.DocID, MediaID: o.MediaID, RequestID: RequestID(ctx), Reason: Reason(ctx), Occurred: time.Now()}
 	if len(prevBlob) > 0 {
 		d.PrevBlob = prevBlob[0]
 	}

@@ -108,7 +108,7 @@ func testExport(t *testing.T, x, y index.Index) {
 	for i, w := range want {
 		q := qs[i]
 		if q.Key != w.key || q.Attempts != w.attempts || q.Dead != w.dead || !q.Next.Equal(w.next) || q.Error != w.err ||
-			q.EventID == "" || q.RequestID != "req-1" || !q.Occurred.Equal(t0) || q.DocID != "doc" {
+			q.EventID == "" || q.RequestID != "req-1" || q.Reason != "test" || !q.Occurred.Equal(t0) || q.DocID != "doc" {
 			t.Fatalf("delivery %d: %+v, want %+v", i, q, w)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 func delivery(sink, typ, key string) index.Delivery {
 	o := obj(key)
 	return index.Delivery{Sink: sink, Type: typ, Key: key, Blob: o.Blob, SHA256: o.SHA256, Size: o.Size,
-		ContentType: o.ContentType, DocID: "doc", MediaID: "media", RequestID: "req-1", Occurred: t0}
+		ContentType: o.ContentType, DocID: "doc", MediaID: "media", RequestID: "req-1", Reason: "test", Occurred: t0}
 }
 
 func enqueue(t *testing.T, x index.Index, ds ...index.Delivery) {
@@ -65,7 +65,7 @@ func testEnqueue(t *testing.T, x index.Index) {
 	if got.EventID == "" || got.ID == 0 || got.Attempts != 1 || got.Sink != "hook:a" || got.PrevBlob != "old" ||
 		got.Key != d.Key || got.Blob != d.Blob || got.SHA256 != d.SHA256 || got.Size != d.Size ||
 		got.ContentType != d.ContentType || got.DocID != "doc" || got.MediaID != "media" ||
-		got.RequestID != "req-1" || !got.Occurred.Equal(t0) || got.Type != index.ChangeCreated {
+		got.RequestID != "req-1" || got.Reason != "test" || !got.Occurred.Equal(t0) || got.Type != index.ChangeCreated {
 		t.Fatalf("claimed %+v, enqueued %+v", got, d)
 	}
 	other := claim(t, x, "hook:b", 10, time.Minute, t0)

@@ -20,7 +20,7 @@ func newEventID() string {
 }
 
 const outboxInsert = `INSERT INTO attachd_outbox (event_id, sink, type, key, blob, prev_blob, sha256, size,
-	content_type, doc_id, media_id, request_id, occurred, next_at)`
+	content_type, doc_id, media_id, request_id, reason, occurred, next_at)`
 
 // Enqueue implements index.Tx. An "updated" delivery takes the place of the
 // pending ones it coalesces with in the same statement.
@@ -29,19 +29,19 @@ func (t *tx) Enqueue(d index.Delivery) error {
 		d.EventID = newEventID()
 	}
 	args := []any{d.EventID, d.Sink, d.Type, d.Key, d.Blob, d.PrevBlob, d.SHA256, d.Size,
-		clean(d.ContentType), clean(d.DocID), clean(d.MediaID), clean(d.RequestID), d.Occurred.UnixNano()}
-	q := outboxInsert + ` VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13)`
+		clean(d.ContentType), clean(d.DocID), clean(d.MediaID), clean(d.RequestID), d.Occurred.UnixNano(), clean(d.Reason)}
+	q := outboxInsert + ` VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$14,$13,$13)`
 	if d.Type == index.ChangeUpdated {
 		// The pending deliveries of the sink and key that no dispatcher
 		// holds go, unless they say "deleted"; the newest one's "created"
 		// carries over.
 		q = `WITH prev AS (
 				DELETE FROM attachd_outbox WHERE sink = $2 AND key = $4 AND state = 'pending'
-					AND lease_until < $13 AND type <> $14
+					AND lease_until < $13 AND type <> $15
 				RETURNING id, type)
 			` + outboxInsert + ` VALUES ($1, $2,
-				CASE WHEN (SELECT type FROM prev ORDER BY id DESC LIMIT 1) = $15 THEN $15 ELSE $3 END,
-				$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13)`
+				CASE WHEN (SELECT type FROM prev ORDER BY id DESC LIMIT 1) = $16 THEN $16 ELSE $3 END,
+				$4,$5,$6,$7,$8,$9,$10,$11,$12,$14,$13,$13)`
 		args = append(args, index.ChangeDeleted, index.ChangeCreated)
 	}
 	if _, err := t.exec(q, args...); err != nil {
@@ -73,7 +73,7 @@ func (x *DB) Claim(ctx context.Context, sink string, limit int, lease time.Durat
 		var occurred int64
 		d := &c.d
 		if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.Type, &d.Key, &d.Blob, &d.PrevBlob, &d.SHA256, &d.Size,
-			&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &occurred, &d.Attempts, &c.nextAt); err != nil {
+			&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &d.Reason, &occurred, &d.Attempts, &c.nextAt); err != nil {
 			return err
 		}
 		d.Occurred = time.Unix(0, occurred)
@@ -86,7 +86,7 @@ func (x *DB) Claim(ctx context.Context, sink string, limit int, lease time.Durat
 			FOR UPDATE SKIP LOCKED)
 		UPDATE attachd_outbox o SET attempts = o.attempts + 1, lease_until = $4 FROM c WHERE o.id = c.id
 		RETURNING o.id, o.event_id, o.sink, o.type, o.key, o.blob, o.prev_blob, o.sha256, o.size, o.content_type,
-			o.doc_id, o.media_id, o.request_id, o.occurred, o.attempts, o.next_at`,
+			o.doc_id, o.media_id, o.request_id, o.reason, o.occurred, o.attempts, o.next_at`,
 		sink, now.UnixNano(), lim, now.Add(lease).UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("outbox: claim: %w", err)

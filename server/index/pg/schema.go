@@ -92,6 +92,10 @@ CREATE TABLE attachd_version (
 );
 INSERT INTO attachd_version (version) VALUES (0);
 `,
+	// 2: why a change was made when no client asked for it ("retention").
+	`
+ALTER TABLE attachd_outbox ADD COLUMN reason text NOT NULL DEFAULT '';
+`,
 }
 
 // schemaLockKey is the advisory lock the migrations are applied under: the

@@ -33,7 +33,7 @@ func (x *DB) Dirs(ctx context.Context, after string, fn func(index.Dir) error) e
 }
 
 const queuedCols = `id, event_id, sink, type, key, blob, prev_blob, sha256, size, content_type,
-	doc_id, media_id, request_id, occurred, attempts, next_at, state = 'dead', last_error`
+	doc_id, media_id, request_id, occurred, attempts, next_at, state = 'dead', last_error, reason`
 
 // Deliveries implements index.Exporter.
 func (x *DB) Deliveries(ctx context.Context, after int64, fn func(index.QueuedDelivery) error) error {
@@ -47,7 +47,7 @@ func (x *DB) Deliveries(ctx context.Context, after int64, fn func(index.QueuedDe
 		d := &q.Delivery
 		var occurred, next int64
 		if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.Type, &d.Key, &d.Blob, &d.PrevBlob, &d.SHA256, &d.Size,
-			&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &occurred, &d.Attempts, &next, &q.Dead, &q.Error); err != nil {
+			&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &occurred, &d.Attempts, &next, &q.Dead, &q.Error, &d.Reason); err != nil {
 			return fmt.Errorf("outbox: read: %w", err)
 		}
 		d.Occurred, q.Next = time.Unix(0, occurred), time.Unix(0, next)
@@ -69,11 +69,11 @@ func (x *DB) ImportDeliveries(ctx context.Context, ds []index.QueuedDelivery) (i
 				state = "dead"
 			}
 			res, err := t.exec(`INSERT INTO outbox (event_id, sink, type, key, blob, prev_blob, sha256, size,
-				content_type, doc_id, media_id, request_id, occurred, attempts, next_at, state, last_error)
-				SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17
+				content_type, doc_id, media_id, request_id, occurred, attempts, next_at, state, last_error, reason)
+				SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18
 				WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE sink = ?2 AND key = ?4 AND event_id = ?1)`,
 				d.EventID, d.Sink, d.Type, d.Key, d.Blob, d.PrevBlob, d.SHA256, d.Size, d.ContentType, d.DocID,
-				d.MediaID, d.RequestID, d.Occurred.UnixNano(), d.Attempts, q.Next.UnixNano(), state, q.Error)
+				d.MediaID, d.RequestID, d.Occurred.UnixNano(), d.Attempts, q.Next.UnixNano(), state, q.Error, d.Reason)
 			if err != nil {
 				return err
 			}

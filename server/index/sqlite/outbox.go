@@ -41,9 +41,9 @@ func (t *tx) Enqueue(d index.Delivery) error {
 		}
 	}
 	if _, err := t.exec(`INSERT INTO outbox (event_id, sink, type, key, blob, prev_blob, sha256, size,
-		content_type, doc_id, media_id, request_id, occurred, next_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		content_type, doc_id, media_id, request_id, reason, occurred, next_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		d.EventID, d.Sink, d.Type, d.Key, d.Blob, d.PrevBlob, d.SHA256, d.Size, d.ContentType, d.DocID, d.MediaID,
-		d.RequestID, now, now); err != nil {
+		d.RequestID, d.Reason, now, now); err != nil {
 		return fmt.Errorf("outbox: enqueue: %w", err)
 	}
 	t.enqueued = true
@@ -55,7 +55,7 @@ func (x *DB) Claim(ctx context.Context, sink string, limit int, lease time.Durat
 	var out []index.Delivery
 	err := x.update(ctx, func(t *tx) error {
 		rows, err := t.tx.QueryContext(t.ctx, `SELECT id, event_id, sink, type, key, blob, prev_blob, sha256, size, content_type,
-			doc_id, media_id, request_id, occurred, attempts FROM outbox
+			doc_id, media_id, request_id, reason, occurred, attempts FROM outbox
 			WHERE sink = ? AND state = 'pending' AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?`,
 			sink, now.UnixNano(), now.UnixNano(), limit)
 		if err != nil {
@@ -65,7 +65,7 @@ func (x *DB) Claim(ctx context.Context, sink string, limit int, lease time.Durat
 			var d index.Delivery
 			var occurred int64
 			if err := rows.Scan(&d.ID, &d.EventID, &d.Sink, &d.Type, &d.Key, &d.Blob, &d.PrevBlob, &d.SHA256, &d.Size,
-				&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &occurred, &d.Attempts); err != nil {
+				&d.ContentType, &d.DocID, &d.MediaID, &d.RequestID, &d.Reason, &occurred, &d.Attempts); err != nil {
 				rows.Close()
 				return err
 			}

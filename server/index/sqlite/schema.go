@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 	doc_id       TEXT NOT NULL,
 	media_id     TEXT NOT NULL,
 	request_id   TEXT NOT NULL,
+	reason       TEXT NOT NULL DEFAULT '',
 	occurred     INTEGER NOT NULL,
 	attempts     INTEGER NOT NULL DEFAULT 0,
 	next_at      INTEGER NOT NULL,
@@ -75,7 +76,26 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sink, state, next_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox(sink, key, state);
 `
 
+// columnsAdded are columns added to a table after it shipped: an index
+// made before them gets them at open, empty.
+var columnsAdded = []struct{ table, column, def string }{
+	{"outbox", "reason", "TEXT NOT NULL DEFAULT ''"},
+}
+
 func createSchema(db *sql.DB) error {
-	_, err := db.Exec(schema)
-	return err
+	if _, err := db.Exec(schema); err != nil {
+		return err
+	}
+	for _, c := range columnsAdded {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.def); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

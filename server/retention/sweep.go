@@ -1,0 +1,220 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/attachd/attachd/server/store"
+)
+
+// Reason is what the attachment.deleted events of retention deletes carry
+// as their "reason".
+const Reason = "retention"
+
+// Walker reads every object of the index: a *store.Store, or a
+// *store.Outbox beside a running server.
+type Walker interface {
+	WalkObjects(ctx context.Context, prefix string, fn func(store.Object) error) error
+}
+
+// RuleStats is what one rule would delete (Plan) or deleted (Run).
+type RuleStats struct {
+	Rule           int
+	Count          int
+	Bytes          int64
+	Oldest, Newest string    // keys, by the time their age counts from
+	OldestAt       time.Time // that time
+	NewestAt       time.Time
+}
+
+func (s *RuleStats) add(o store.Object) {
+	t := RecordedAt(o)
+	if s.Count == 0 || t.Before(s.OldestAt) {
+		s.Oldest, s.OldestAt = o.Key, t
+	}
+	if s.Count == 0 || t.After(s.NewestAt) {
+		s.Newest, s.NewestAt = o.Key, t
+	}
+	s.Count++
+	s.Bytes += o.Size
+}
+
+// Report sums up a plan or a run.
+type Report struct {
+	Scanned   int         // objects looked at
+	Rules     []RuleStats // per rule, in the order of the rules
+	Held      int         // expired under a rule, but kept by a hold
+	HeldBytes int64
+	Errors    int // deletes that failed (Run)
+}
+
+func (p *Policy) newReport() Report {
+	r := Report{Rules: make([]RuleStats, len(p.Rules))}
+	for i := range r.Rules {
+		r.Rules[i].Rule = i
+	}
+	return r
+}
+
+// Plan walks the index and reports what would be deleted at now; fn, if
+// not nil, is called with each object that would be.
+func (p *Policy) Plan(ctx context.Context, w Walker, now time.Time, fn func(store.Object, Verdict)) (Report, error) {
+	rep := p.newReport()
+	err := w.WalkObjects(ctx, "", func(o store.Object) error {
+		rep.Scanned++
+		v := p.Decide(o)
+		if v.Rule < 0 || now.Before(v.Expires) {
+			return nil
+		}
+		if v.Held >= 0 {
+			rep.Held++
+			rep.HeldBytes += o.Size
+			return nil
+		}
+		rep.Rules[v.Rule].add(o)
+		if fn != nil {
+			fn(o, v)
+		}
+		return ctx.Err()
+	})
+	return rep, err
+}
+
+// Deleter deletes objects: a *store.Store.
+type Deleter interface {
+	Walker
+	Stat(ctx context.Context, key string) (store.Object, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// Run deletes what Plan would, one object at a time, waiting between two
+// deletes so that there are at most rate per second (rate <= 0: no wait).
+// Each object is read again and judged again just before it is deleted, so
+// that one replaced since the walk is judged by its new version.
+func (p *Policy) Run(ctx context.Context, st Deleter, now func() time.Time, rate float64, log *slog.Logger) (Report, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var keys []string
+	plan, err := p.Plan(ctx, st, now(), func(o store.Object, _ Verdict) { keys = append(keys, o.Key) })
+	if err != nil {
+		return plan, err
+	}
+	rep := p.newReport()
+	rep.Scanned, rep.Held, rep.HeldBytes = plan.Scanned, plan.Held, plan.HeldBytes
+	var gap time.Duration
+	if rate > 0 {
+		gap = time.Duration(float64(time.Second) / rate)
+	}
+	dctx := store.WithReason(ctx, Reason)
+	var last time.Time
+	for _, key := range keys {
+		if gap > 0 && !last.IsZero() {
+			if wait := gap - time.Since(last); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return rep, ctx.Err()
+				case <-t.C:
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		o, err := st.Stat(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			rep.Errors++
+			log.Warn("retention: stat failed", "key", store.UnescapeKey(key), "err", err)
+			continue
+		}
+		v := p.Decide(o)
+		if !v.Expired(now()) {
+			continue
+		}
+		last = time.Now()
+		if err := st.Delete(dctx, key); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			rep.Errors++
+			log.Warn("retention: delete failed", "key", store.UnescapeKey(key), "err", err)
+			continue
+		}
+		rep.Rules[v.Rule].add(o)
+		log.Debug("retention: deleted", "key", store.UnescapeKey(key), "rule", v.Rule+1,
+			"recorded", RecordedAt(o).UTC().Format(time.RFC3339))
+	}
+	return rep, nil
+}
+
+// Deleted is the number of objects a run deleted.
+func (r Report) Deleted() (n int) {
+	for _, s := range r.Rules {
+		n += s.Count
+	}
+	return n
+}
+
+// Sweeper runs the policy again and again in the background of attachd serve.
+type Sweeper struct {
+	Policy *Policy
+	Store  Deleter
+	Sweep  Sweep            // rate and interval (Settings fills in defaults)
+	Log    *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now
+	// Lease, if set, is called before each sweep: a sweep is made only if
+	// it returns true (in a cluster, only one node sweeps at a time).
+	Lease func(ctx context.Context) bool
+	// Swept, if set, is called after each sweep (tests).
+	Swept func(Report, error)
+}
+
+// Run sweeps once soon after start, then every interval, until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) {
+	set := s.Sweep.Settings()
+	if set.Rate < 0 || s.Policy == nil || len(s.Policy.Rules) == 0 {
+		return
+	}
+	log, now := s.Log, s.Now
+	if log == nil {
+		log = slog.Default()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	wait := min(time.Duration(set.Interval), 5*time.Second) // first sweep: once start-up has settled
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = time.Duration(set.Interval)
+		if s.Lease != nil && !s.Lease(ctx) {
+			continue
+		}
+		start := time.Now()
+		rep, err := s.Policy.Run(ctx, s.Store, now, set.Rate, log)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Warn("retention sweep failed", "err", err)
+		} else if rep.Deleted() > 0 || rep.Errors > 0 {
+			log.Info("retention sweep", "scanned", rep.Scanned, "deleted", rep.Deleted(), "held", rep.Held,
+				"errors", rep.Errors, "took", time.Since(start).Round(time.Millisecond))
+		}
+		if s.Swept != nil {
+			s.Swept(rep, err)
+		}
+	}
+}
