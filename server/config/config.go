@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/attachd/attachd/server/dav"
 	"github.com/attachd/attachd/server/kazoo"
+	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
 )
 
@@ -51,6 +53,12 @@ type Config struct {
 	Storage Storage            `toml:"storage"`
 	Plugin  map[string]Plugin  `toml:"plugin"`
 	Hook    map[string]HookCfg `toml:"hook"`
+
+	// Retention rules, legal holds and the sweeper of attachd serve
+	// (docs/retention.md); package retention validates them.
+	Retention      []retention.Rule `toml:"retention"`
+	Hold           []retention.Hold `toml:"hold"`
+	RetentionSweep retention.Sweep  `toml:"retention_sweep"`
 }
 
 // Log configures the log.
@@ -402,6 +410,9 @@ func (c *Config) Validate() error {
 	if err := c.validateQuotas(); err != nil {
 		return err
 	}
+	if err := c.validateRetention(); err != nil {
+		return err
+	}
 	return c.validatePlugins()
 }
 
@@ -500,6 +511,25 @@ func (c *Config) StoreQuotas() []store.Quota {
 		add(q.Prefix, q.Bytes, q.Objects)
 	}
 	return out
+}
+
+// validateRetention checks the [[retention]] and [[hold]] tables (package
+// retention's own check) and [retention_sweep].
+func (c *Config) validateRetention() error {
+	if err := retention.Validate(c.Retention, c.Hold); err != nil {
+		var fe *retention.FieldError
+		if errors.As(err, &fe) {
+			return &KeyError{Key: fe.Table + "." + fe.Key, Elem: fe.Elem, Msg: fmt.Sprintf("[[%s]] %d: %s", fe.Table, fe.Elem, fe.Msg)}
+		}
+		return keyErr("retention", "%v", err)
+	}
+	if r := c.RetentionSweep.Rate; math.IsNaN(r) || math.IsInf(r, 0) {
+		return keyErr("retention_sweep.rate", "want a number of deletes per second, got %v", r)
+	}
+	if c.RetentionSweep.Interval < 0 {
+		return keyErr("retention_sweep.interval", "must not be negative")
+	}
+	return nil
 }
 
 // validatePlugins checks the storage backend, the hooks and the plugin
