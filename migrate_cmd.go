@@ -31,6 +31,8 @@ func migrateCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration `FILE` (see config.example.toml)"},
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Usage: "the data `DIR` (default: the configuration's data_dir)"},
 			&cli.IntFlag{Name: "workers", Value: 4, Usage: "objects copied at once"},
+			&cli.BoolFlag{Name: "prune", Usage: "once all is copied, delete from NAME the sidecars (and blobs) of objects " +
+				"deleted since an earlier run copied them; attachd must be stopped, and NAME not shared with another data directory"},
 		},
 		Action: noArgs(migrate),
 	}
@@ -63,7 +65,7 @@ func migrate(c *cli.Context) error {
 		}
 		used[name] = host.Plugin(p)
 	}
-	opts := store.MigrateOptions{IndexURL: cfg.Index.URL, From: from, To: to, Workers: c.Int("workers")}
+	opts := store.MigrateOptions{IndexURL: cfg.Index.URL, From: from, To: to, Workers: c.Int("workers"), Prune: c.Bool("prune")}
 	if len(used) > 0 {
 		m, err := host.New(host.Config{Dir: cfg.Plugins.Dir, Plugins: used, Logger: log})
 		if err != nil {
@@ -99,6 +101,14 @@ func migrate(c *cli.Context) error {
 	fmt.Fprintf(out, "%s %d objects (%s) into %s in %s: %d copied and verified, %d there already, %d changed or deleted meanwhile\n",
 		how, res.Objects, mib(res.Bytes), describeBackend(to), time.Since(bar.start).Round(time.Millisecond),
 		res.Copied, res.Skipped, res.Vanished)
+	switch {
+	case res.Pruned > 0:
+		fmt.Fprintf(out, "pruned %d objects deleted since they were copied\n", res.Pruned)
+	case res.Orphans > 0:
+		fmt.Fprintf(out, "note: %s holds %d objects the index does not (deleted since an earlier run copied them, or "+
+			"another data directory's): with attachd stopped, run this command with --prune to delete them, unless "+
+			"%s is shared with another data directory\n", describeBackend(to), res.Orphans, describeBackend(to))
+	}
 	if cfg.Storage.Backend != to {
 		fmt.Fprintf(out, "next: stop attachd, run this command again (it copies only what changed), "+
 			"then set [storage] backend = %q and start attachd (docs/migrate.md)\n", to)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,11 +109,27 @@ func TestMigrateLocalToAzblob(t *testing.T) {
 		t.Errorf("the resumed run copied nothing:\n%s", o)
 	}
 
+	// Deleted after it was copied: the final run finds it in the target.
+	gone := objs[5]
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+srv.Addr+"/dav"+gone.path, nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %v %v", resp, err)
+	}
+	objs = append(objs[:5:5], objs[6:]...)
+	if o, err := runMigrate(t, srv.cfgPath, srv.DataDir, "--to", "azblob", "--prune"); err == nil || !strings.Contains(o, "stop it first") {
+		t.Fatalf("--prune beside a running server: %v\n%s", err, o)
+	}
+
 	// The final run, with the server stopped: everything is there already.
 	srv.stop(t)
 	o, err = runMigrate(t, srv.cfgPath, srv.DataDir, "--to", "azblob")
-	if err != nil || !strings.Contains(o, "migrated 201 objects") || !strings.Contains(o, "0 copied and verified, 201 there already") {
+	if err != nil || !strings.Contains(o, "migrated 200 objects") || !strings.Contains(o, "0 copied and verified, 200 there already") ||
+		!strings.Contains(o, "holds 1 objects the index does not") {
 		t.Fatalf("final migration: %v\n%s", err, o)
+	}
+	o, err = runMigrate(t, srv.cfgPath, srv.DataDir, "--to", "azblob", "--prune")
+	if err != nil || !strings.Contains(o, "pruned 1 objects") {
+		t.Fatalf("migration with --prune: %v\n%s", err, o)
 	}
 
 	// Switch: the bytes leave the data directory, the backend serves them.
@@ -127,6 +144,9 @@ func TestMigrateLocalToAzblob(t *testing.T) {
 	for _, o := range objs {
 		srv.mustGet(t, o)
 	}
+	if resp, err := http.Get("http://" + srv.Addr + gone.path); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("object deleted during the migration: %v %v, want 404", resp, err)
+	}
 	srv.stop(t)
 	if strings.Contains(srv.proc.out.String(), "attachd migrate") {
 		t.Errorf("a stranded-objects warning after a complete migration:\n%s", srv.proc.out)
@@ -135,7 +155,7 @@ func TestMigrateLocalToAzblob(t *testing.T) {
 	// The backend alone rebuilds the index.
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	ro, err := exec.Command(attachdBinary(t), "reindex", "--config", srv.cfgPath, "--data-dir", fresh).CombinedOutput()
-	if err != nil || !strings.Contains(string(ro), "reindexed 201 objects") {
+	if err != nil || !strings.Contains(string(ro), "reindexed 200 objects") {
 		t.Fatalf("reindex from the migrated backend: %v\n%s", err, ro)
 	}
 }

@@ -57,6 +57,12 @@ type MigrateOptions struct {
 	Target Backend
 	// Workers copy objects at once (default 4).
 	Workers int
+	// Prune, once every object is copied, deletes from the target the
+	// sidecars of objects the index does not hold (deleted after an earlier
+	// run copied them: left there, reindex or a lookup would bring them
+	// back), and their blobs. It needs the server stopped, and a target
+	// that no other data directory shares.
+	Prune bool
 	// Progress, if set, is called after each batch: Phase "objects", Done
 	// and Total count objects and bytes. Cancelling the context from it
 	// stops the migration there.
@@ -71,6 +77,9 @@ type MigrateResult struct {
 	Skipped  int64 // objects the target held already
 	Vanished int64 // deleted or replaced while the run went on (the new version is copied instead, if any)
 	Resumed  bool  // continued an interrupted run
+	// Orphans counts the sidecars in the target of objects the index does
+	// not hold; Pruned, those Prune deleted.
+	Orphans, Pruned int64
 }
 
 // MigrateError lists the objects that could not be copied.
@@ -122,11 +131,22 @@ func Migrate(ctx context.Context, dir string, opts MigrateOptions) (MigrateResul
 	if _, err := os.Stat(filepath.Join(dir, "blobs")); err != nil && opts.IndexURL == "" {
 		return res, fmt.Errorf("%s is not an attachd data directory: %w", dir, err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, "migrate.lock"))
+	unlock, err := lockFile(filepath.Join(dir, "migrate.lock"), "another attachd migrate is running on "+dir)
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
+	if opts.Prune {
+		if opts.To == LocalBackend {
+			return res, errors.New("migrate: --prune is for a storage plugin's sidecars; the data directory has none of its own")
+		}
+		// The data directory's own lock: no server changes the index meanwhile.
+		unlock, err := lockFile(filepath.Join(dir, "lock"), "--prune: attachd is running on "+dir+": stop it first")
+		if err != nil {
+			return res, err
+		}
+		defer unlock()
+	}
 	idx, err := openSharedIndex(dir, opts.IndexURL)
 	if err != nil {
 		return res, fmt.Errorf("open the index: %w", err)
@@ -241,19 +261,94 @@ func Migrate(ctx context.Context, dir string, opts MigrateOptions) (MigrateResul
 	if err := m.save(); err != nil {
 		return res, err
 	}
+	if !m.local {
+		keys := make(map[string]bool, len(refs))
+		for _, r := range refs {
+			keys[r.key] = true
+		}
+		if err := m.orphans(keys, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// orphans counts (and with Prune deletes) the sidecars in the target of
+// objects the index does not hold.
+func (m *migration) orphans(keys map[string]bool, res *MigrateResult) error {
+	cursor := ""
+	for {
+		page, next, err := m.target.List(m.ctx, "objects/", cursor, 1000)
+		if err != nil {
+			return remoteErr("list sidecars in the target", err)
+		}
+		for _, bi := range page {
+			key := strings.TrimPrefix(bi.Name, "objects/")
+			if keys[key] {
+				continue
+			}
+			if _, err := lookup(m.idx.Get(m.ctx, key)); !errors.Is(err, ErrNotFound) {
+				if err != nil {
+					return err
+				}
+				continue // stored since the listing
+			}
+			res.Orphans++
+			if !m.opts.Prune {
+				continue
+			}
+			o, err := m.readTargetSidecar(key)
+			if err != nil {
+				return err
+			}
+			if err := m.target.Delete(m.ctx, bi.Name); err != nil && !errors.Is(err, ErrNotFound) {
+				return remoteErr("delete sidecar", err)
+			}
+			if o.Blob != "" {
+				if used, err := m.idx.BlobInUse(m.ctx, o.Blob); err == nil && !used {
+					if err := m.target.Delete(m.ctx, remoteBlob(o.Blob)); err != nil && !errors.Is(err, ErrNotFound) {
+						return remoteErr("delete blob", err)
+					}
+				}
+			}
+			res.Pruned++
+		}
+		if next == "" {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// readTargetSidecar reads the sidecar of key in the target; an unreadable
+// one is an object without a blob.
+func (m *migration) readTargetSidecar(key string) (Object, error) {
+	rc, err := m.target.Open(m.ctx, remoteSidecar(key), 0, 1<<20)
+	if err != nil {
+		return Object{}, remoteErr("read sidecar", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return Object{}, remoteErr("read sidecar", err)
+	}
+	o, err := decodeSidecar(key, b)
+	if err != nil {
+		return Object{Key: key}, nil
+	}
+	return o, nil
 }
 
 // lockFile takes an exclusive lock on path, created if needed: one
 // migration of a data directory at a time.
-func lockFile(path string) (func(), error) {
+func lockFile(path, busy string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another attachd migrate is running on %s", filepath.Dir(path))
+		return nil, errors.New(busy)
 	}
 	return func() { f.Close() }, nil
 }
