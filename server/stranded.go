@@ -71,11 +71,11 @@ func (s *Server) checkStranded(ctx context.Context) {
 		}
 		return
 	}
-	where := fmt.Sprintf("in the data directory nor in storage backend %q", cur)
+	where := fmt.Sprintf("neither in the data directory nor in storage backend %q", cur)
 	if cur == store.LocalBackend {
-		where = "in the data directory (backend \"local\")"
+		where = "not in the data directory (backend \"local\")"
 	}
-	msg := fmt.Sprintf("%d of %d objects sampled from the index have their bytes neither %s: "+
+	msg := fmt.Sprintf("%d of %d objects sampled from the index have their bytes %s: "+
 		"about %d of the index's %d objects may be unreadable (an estimate from the sample; e.g. %q). ",
 		res.Missing, res.Sampled, where, res.Estimate(), res.Objects, res.Example)
 	args := []any{"missing", res.Missing, "sampled", res.Sampled, "estimate", res.Estimate(), "objects", res.Objects}
