@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -72,4 +73,41 @@ func codeLabel(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
+}
+
+// quotaCollector reports each quota's usage and limits on each scrape,
+// labelled with the quota's prefix as configured: a closed set.
+type quotaCollector struct{ s *Server }
+
+var (
+	quotaUsedBytes    = prometheus.NewDesc("attachd_quota_used_bytes", "Bytes of the objects below each quota's folder.", []string{"quota"}, nil)
+	quotaUsedObjects  = prometheus.NewDesc("attachd_quota_used_objects", "Objects below each quota's folder.", []string{"quota"}, nil)
+	quotaLimitBytes   = prometheus.NewDesc("attachd_quota_limit_bytes", "Each quota's bytes (0: no limit).", []string{"quota"}, nil)
+	quotaLimitObjects = prometheus.NewDesc("attachd_quota_limit_objects", "Each quota's objects (0: no limit).", []string{"quota"}, nil)
+)
+
+func (c quotaCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- quotaUsedBytes
+	ch <- quotaUsedObjects
+	ch <- quotaLimitBytes
+	ch <- quotaLimitObjects
+}
+
+func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	qs, err := c.s.store.Quotas(ctx)
+	if err != nil {
+		c.s.log.Warn("quota usage unavailable for /metrics", "err", err)
+		return
+	}
+	for _, q := range qs {
+		ch <- prometheus.MustNewConstMetric(quotaUsedBytes, prometheus.GaugeValue, float64(q.UsedBytes), q.Name)
+		ch <- prometheus.MustNewConstMetric(quotaUsedObjects, prometheus.GaugeValue, float64(q.UsedObjects), q.Name)
+		ch <- prometheus.MustNewConstMetric(quotaLimitBytes, prometheus.GaugeValue, float64(q.Bytes), q.Name)
+		ch <- prometheus.MustNewConstMetric(quotaLimitObjects, prometheus.GaugeValue, float64(q.Objects), q.Name)
+	}
 }

@@ -88,7 +88,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.m = newMetrics(s.reg)
-	s.reg.MustRegister(outboxCollector{s})
+	s.reg.MustRegister(outboxCollector{s}, quotaCollector{s})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -103,7 +103,8 @@ func (s *Server) open() error {
 	if err != nil {
 		return err
 	}
-	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg), IndexURL: cfg.Index.URL}
+	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg), IndexURL: cfg.Index.URL,
+		Quotas: cfg.StoreQuotas()}
 	if backend != nil {
 		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
 		if c := cfg.Cluster; c.AdvertiseURL != "" {

@@ -178,6 +178,20 @@ func (q *request) propCtx(pf propfindReq, key string, below bool) (*propCtx, err
 		if err != nil {
 			q.h.log.Warn("quota properties unavailable", "err", err)
 		}
+		if q.h.st.HasQuotas() {
+			qr, ctx := q.h.st.QuotaReader(), q.r.Context()
+			pc.quotaOf = func(key string) (uint64, uint64, bool) {
+				qu, ok, err := qr.Of(ctx, key)
+				if err != nil {
+					q.h.log.Warn("quota usage unavailable", "key", store.UnescapeKey(key), "err", err)
+					return 0, 0, false
+				}
+				if !ok {
+					return 0, 0, false
+				}
+				return uint64(max(qu.Bytes-qu.UsedBytes, 0)), uint64(qu.UsedBytes), true
+			}
+		}
 	}
 	return pc, nil
 }

@@ -29,11 +29,14 @@ type resource struct {
 
 // propCtx is what properties need beyond the resource, computed once per request.
 type propCtx struct {
-	locks       []store.Lock // live locks on or below the PROPFIND target
-	hrefOf      func(key string) string
-	quotaAvail  uint64
-	quotaUsed   uint64
-	quotaOK     bool
+	locks      []store.Lock // live locks on or below the PROPFIND target
+	hrefOf     func(key string) string
+	quotaAvail uint64
+	quotaUsed  uint64
+	quotaOK    bool
+	// quotaOf, if set, gives a folder's quota ([[quota]], a user's
+	// quota_bytes): under one, the properties show it, not the disk.
+	quotaOf     func(key string) (avail, used uint64, ok bool)
 	nowForLocks time.Time
 	maxRawProps int // Handler.maxRawProps
 	log         *slog.Logger
@@ -259,12 +262,21 @@ func (pc *propCtx) appendLockDiscovery(b []byte, r *resource) []byte {
 // RFC 4331 defines them on collections only, and davix reads a file's
 // quota-used-bytes as its size.
 func (pc *propCtx) appendQuota(b []byte, r *resource, used bool) ([]byte, bool) {
-	if !r.dir || r.virtual || !pc.quotaOK {
+	if !r.dir || r.virtual {
 		return b, false
 	}
-	v := pc.quotaAvail
+	avail, usedB, ok := pc.quotaAvail, pc.quotaUsed, pc.quotaOK
+	if pc.quotaOf != nil {
+		if a, u, found := pc.quotaOf(r.key); found {
+			avail, usedB, ok = a, u, true
+		}
+	}
+	if !ok {
+		return b, false
+	}
+	v := avail
 	if used {
-		v = pc.quotaUsed
+		v = usedB
 	}
 	return strconv.AppendUint(b, v, 10), true
 }

@@ -58,16 +58,41 @@ func (s *Store) Quotas(ctx context.Context) ([]QuotaUsage, error) {
 // key, with its usage, or ok false if no quota limits the bytes there. The
 // WebDAV drive shows it as the folder's RFC 4331 quota properties.
 func (s *Store) QuotaOf(ctx context.Context, key string) (qu QuotaUsage, ok bool, err error) {
-	for _, q := range s.quotas {
+	return s.QuotaReader().Of(ctx, key)
+}
+
+// HasQuotas reports whether any quota is configured.
+func (s *Store) HasQuotas() bool { return len(s.quotas) > 0 }
+
+// QuotaReader is QuotaOf for many folders at once (a PROPFIND's): it reads
+// each quota's usage once. It is for one goroutine and a short while.
+type QuotaReader struct {
+	s    *Store
+	seen map[string]QuotaUsage
+}
+
+// QuotaReader returns a new QuotaReader.
+func (s *Store) QuotaReader() *QuotaReader {
+	return &QuotaReader{s: s, seen: map[string]QuotaUsage{}}
+}
+
+// Of is Store.QuotaOf.
+func (r *QuotaReader) Of(ctx context.Context, key string) (qu QuotaUsage, ok bool, err error) {
+	for _, q := range r.s.quotas {
 		if q.Bytes <= 0 || !q.covers(key) {
 			continue
 		}
-		b, n, err := s.idx.Usage(ctx, q.Prefix)
-		if err != nil {
-			return qu, false, readErr(err)
+		u, done := r.seen[q.Prefix]
+		if !done {
+			b, n, err := r.s.idx.Usage(ctx, q.Prefix)
+			if err != nil {
+				return qu, false, readErr(err)
+			}
+			u = QuotaUsage{q, b, n}
+			r.seen[q.Prefix] = u
 		}
-		if !ok || q.Bytes-b < qu.Bytes-qu.UsedBytes {
-			qu, ok = QuotaUsage{q, b, n}, true
+		if !ok || u.Bytes-u.UsedBytes < qu.Bytes-qu.UsedBytes {
+			qu, ok = u, true
 		}
 	}
 	return qu, ok, nil
