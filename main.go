@@ -101,6 +101,7 @@ func app() *cli.App {
 			pluginsCommand(),
 			hooksCommand(),
 			indexCommand(),
+			retentionCommand(),
 			migrateCommand(),
 			{
 				Name:  "version",

@@ -128,6 +128,12 @@ func (o *Outbox) Close() error { return o.idx.Close() }
 // Stats returns the queue of every sink that has deliveries.
 func (o *Outbox) Stats(ctx context.Context) ([]SinkStats, error) { return o.idx.OutboxStats(ctx) }
 
+// WalkObjects calls fn with every object at or below prefix, as
+// Store.WalkObjects does (attachd retention plan, beside a running server).
+func (o *Outbox) WalkObjects(ctx context.Context, prefix string, fn func(Object) error) error {
+	return readErr(o.idx.Walk(ctx, prefix, fn))
+}
+
 // Requeue makes dead letters pending again, with their attempts reset: those
 // of sink ("" for every sink) and, if eventID is not "", only that event.
 func (o *Outbox) Requeue(ctx context.Context, sink, eventID string) (int64, error) {
