@@ -162,3 +162,46 @@ func TestQuotaCopyMove(t *testing.T) {
 		t.Errorf("%d blobs, want 2", n)
 	}
 }
+
+// TestQuotaSharedIndex: with a shared index, each node counts what the
+// others stored.
+func TestQuotaSharedIndex(t *testing.T) {
+	indexURL := sharedIndexURL(t)
+	backend := t.TempDir()
+	open := func() *Store {
+		remote, err := NewDirBackend(backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { remote.Close() })
+		s, err := Open(t.TempDir(), Options{Remote: remote, Through: true, IndexURL: indexURL,
+			Quotas: []Quota{{Name: "/acct", Prefix: "acct", Bytes: 1000, Objects: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	if err := put(t, a, "acct/x", 600); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, b, "acct/y", 401); !errors.Is(err, ErrQuota) {
+		t.Fatalf("node b, over what node a stored: err = %v", err)
+	}
+	if err := put(t, b, "acct/y", 400); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, a, "acct/z", 0); !errors.Is(err, ErrQuota) {
+		t.Fatalf("node a, a third object: err = %v", err)
+	}
+	if err := b.Delete(context.Background(), "acct/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, a, "acct/z", 600); err != nil {
+		t.Fatalf("node a, after node b deleted: %v", err)
+	}
+	if got := usage(t, b); got[0].UsedBytes != 1000 || got[0].UsedObjects != 2 {
+		t.Fatalf("usage seen by node b = %+v", got)
+	}
+}
