@@ -471,6 +471,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.store.CollectBlobs(bg) }()
 	}
+	s.startRetention(bg, &bgDone)
 	// Objects whose bytes a switch of backend left behind (stranded.go).
 	bgDone.Add(1)
 	go func() { defer bgDone.Done(); s.checkStranded(bg) }()
