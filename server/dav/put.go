@@ -73,7 +73,10 @@ func (q *request) checkPut() (old store.Object, exists bool, err error) {
 	if err := q.preconditions(lockTarget{key: q.key, member: !exists}); err != nil {
 		return old, exists, err
 	}
-	return old, exists, q.h.st.CheckSize(q.r.ContentLength)
+	if err := q.h.st.CheckSize(q.r.ContentLength); err != nil {
+		return old, exists, err
+	}
+	return old, exists, q.h.st.CheckQuota(q.r.Context(), q.key, q.r.ContentLength)
 }
 
 // putInfo returns what is stored with the PUT's body, and whether the client

@@ -215,6 +215,10 @@ func (h *Handler) storeRaw(ctx context.Context, key string, body io.Reader, r *h
 	if key == "" {
 		return store.Object{}, fmt.Errorf("%w: no path to store at", errBadRequest)
 	}
+	// Over a quota: refused before the body is read.
+	if err := h.Store.CheckQuota(ctx, key, r.ContentLength); err != nil {
+		return store.Object{}, err
+	}
 	up, err := h.Store.Receive(body, r.ContentLength)
 	if err != nil {
 		return store.Object{}, err

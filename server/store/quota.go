@@ -156,3 +156,22 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 	}
 	return s.checkQuota(ctx, dst, bytes, objects, same)
 }
+
+// CheckQuota refuses, before its body is read, a store of size bytes at key
+// that a quota would refuse at the commit (ErrQuota), so that a client is
+// not made to send what cannot be kept. size -1 (unknown) is checked at the
+// commit only; so is everything when the current object cannot be read.
+func (s *Store) CheckQuota(ctx context.Context, key string, size int64) error {
+	if len(s.quotas) == 0 || size < 0 {
+		return nil
+	}
+	added := int64(0)
+	old, err := s.get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		added = 1
+	case err != nil:
+		return nil
+	}
+	return s.checkQuota(ctx, key, size-old.Size, added, nil)
+}

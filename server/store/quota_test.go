@@ -99,6 +99,30 @@ func TestQuotaRefusesAndLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestCheckQuota: a declared size is judged before the body, as the commit would.
+func TestCheckQuota(t *testing.T) {
+	ctx := context.Background()
+	s := openQuota(t, t.TempDir(), Quota{Name: "/acct", Prefix: "acct", Bytes: 1000, Objects: 1})
+	if err := put(t, s, "acct/a", 600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key  string
+		size int64
+		want error
+	}{
+		{"acct/a", 1000, nil},      // an overwrite: the difference fits
+		{"acct/a", 1001, ErrQuota}, // it does not
+		{"acct/b", 0, ErrQuota},    // a second object
+		{"acct/b", -1, nil},        // unknown size: the commit decides
+		{"other/b", 1 << 40, nil},  // no quota there
+	} {
+		if err := s.CheckQuota(ctx, tt.key, tt.size); !errors.Is(err, tt.want) && !(err == nil && tt.want == nil) {
+			t.Errorf("CheckQuota(%s, %d) = %v, want %v", tt.key, tt.size, err, tt.want)
+		}
+	}
+}
+
 // TestQuotaNested: a store must fit every quota above it.
 func TestQuotaNested(t *testing.T) {
 	s := openQuota(t, t.TempDir(),
