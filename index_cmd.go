@@ -182,12 +182,12 @@ func (b *copyBar) show(p store.CopyProgress, now time.Time) {
 		return
 	}
 	b.last, b.lastN = now, done
-	fmt.Fprintf(b.w, "copied %d/%d %s (%d%%)%s\n", done, total, what, percent(done, total), b.byteInfo(done, total, now, ", "))
+	fmt.Fprintf(b.w, "copied %d/%d %s (%d%%)%s\n", done, total, what, percent(done, total), b.byteInfo(now, ", "))
 }
 
 // byteInfo is the bytes copied, their rate and the time left, when the copy
 // counts bytes (attachd migrate): the time left is then reckoned by bytes.
-func (b *copyBar) byteInfo(done, total int64, now time.Time, sep string) string {
+func (b *copyBar) byteInfo(now time.Time, sep string) string {
 	if b.totalBytes <= 0 {
 		return ""
 	}
@@ -216,7 +216,7 @@ func (b *copyBar) line(done, total int64, what string, now time.Time) string {
 	}
 	s := fmt.Sprintf("[%s] %d/%d %s %3d%%", bar, done, total, what, percent(done, total))
 	if b.totalBytes > 0 {
-		return s + b.byteInfo(done, total, now, "  ")
+		return s + b.byteInfo(now, "  ")
 	}
 	if el := now.Sub(b.phaseStart).Seconds(); el >= 0.5 && done > b.phaseFrom {
 		rate := float64(done-b.phaseFrom) / el
