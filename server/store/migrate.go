@@ -213,7 +213,7 @@ func Migrate(ctx context.Context, dir string, opts MigrateOptions) (MigrateResul
 			go func() {
 				defer wg.Done()
 				for j := range work {
-					outs[j] = m.copyObject(part[j].key)
+					outs[j] = m.copyObject(part[j])
 				}
 			}()
 		}
@@ -417,9 +417,12 @@ type copyOutcome struct {
 // copyObject copies the object at key as the index has it now, then makes
 // sure the target did not keep a version that was replaced or deleted
 // meanwhile.
-func (m *migration) copyObject(key string) copyOutcome {
-	ctx, cancel := context.WithTimeout(m.ctx, remoteTimeout)
+func (m *migration) copyObject(ref objRef) copyOutcome {
+	// A stalled backend fails the object; a large one is given the time
+	// to stream at 1 MiB/s.
+	ctx, cancel := context.WithTimeout(m.ctx, remoteTimeout+time.Duration(ref.size>>20)*time.Second)
 	defer cancel()
+	key := ref.key
 	var out copyOutcome
 	for range 3 {
 		o, err := lookup(m.idx.Get(ctx, key))
