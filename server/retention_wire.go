@@ -20,7 +20,17 @@ func (s *Server) startRetention(ctx context.Context, wg *sync.WaitGroup) {
 		s.log.Error("retention: sweeper not started", "err", err)
 		return
 	}
-	sw := &retention.Sweeper{Policy: p, Store: s.store, Sweep: s.cfg.RetentionSweep, Log: s.log}
+	sw := &retention.Sweeper{Policy: p, Store: s.store, Sweep: s.cfg.RetentionSweep, Log: s.log,
+		// In a cluster, one node at a time: the others find the lease
+		// taken and wait for their next interval.
+		Lease: func(ctx context.Context) (func(), bool) {
+			release, ok, err := s.store.TryLease(ctx, "retention")
+			if err != nil {
+				s.log.Warn("retention: lease not taken; not sweeping this time", "err", err)
+				return nil, false
+			}
+			return release, ok
+		}}
 	wg.Add(1)
 	go func() { defer wg.Done(); sw.Run(ctx) }()
 }

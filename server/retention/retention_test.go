@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +233,47 @@ func TestSweeper(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestSweeperLease: a sweeper that does not get the lease does not sweep; one
+// that does releases it after its sweep.
+func TestSweeperLease(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Put(ctx, "a/x", strings.NewReader("x"), store.Info{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := NewPolicy([]Rule{{Prefix: "/a", MaxAge: Age(time.Hour)}}, nil)
+	var asked, released atomic.Int32
+	granted := atomic.Bool{}
+	swept := make(chan Report, 10)
+	s := &Sweeper{Policy: p, Store: st, Sweep: Sweep{Interval: Age(10 * time.Millisecond)},
+		Now: func() time.Time { return time.Now().Add(2 * time.Hour) },
+		Lease: func(context.Context) (func(), bool) {
+			asked.Add(1)
+			return func() { released.Add(1) }, granted.Load()
+		},
+		Swept: func(r Report, _ error) { swept <- r }}
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	for asked.Load() < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := st.Stat(ctx, "a/x"); err != nil || len(swept) != 0 {
+		t.Fatalf("swept without the lease: %v, %d sweeps", err, len(swept))
+	}
+	granted.Store(true)
+	if r := <-swept; r.Deleted() != 1 {
+		t.Fatalf("swept %+v", r)
+	}
+	cancel()
+	<-done
+	if released.Load() == 0 {
+		t.Fatal("lease never released")
+	}
 }

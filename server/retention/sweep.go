@@ -170,8 +170,9 @@ type Sweeper struct {
 	Log    *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now
 	// Lease, if set, is called before each sweep: a sweep is made only if
-	// it returns true (in a cluster, only one node sweeps at a time).
-	Lease func(ctx context.Context) bool
+	// it returns ok, and release is called when the sweep ends (in a
+	// cluster, only one node sweeps at a time).
+	Lease func(ctx context.Context) (release func(), ok bool)
 	// Swept, if set, is called after each sweep (tests).
 	Swept func(Report, error)
 }
@@ -199,11 +200,17 @@ func (s *Sweeper) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		wait = time.Duration(set.Interval)
-		if s.Lease != nil && !s.Lease(ctx) {
-			continue
+		release := func() {}
+		if s.Lease != nil {
+			var ok bool
+			if release, ok = s.Lease(ctx); !ok {
+				log.Debug("retention: another node is sweeping")
+				continue
+			}
 		}
 		start := time.Now()
 		rep, err := s.Policy.Run(ctx, s.Store, now, set.Rate, log)
+		release()
 		if ctx.Err() != nil {
 			return
 		}
