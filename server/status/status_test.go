@@ -33,6 +33,8 @@ var storeErrors = map[string]struct {
 	"ErrLocked":      {store.ErrLocked, http.StatusLocked},
 	"ErrUnavailable": {store.ErrUnavailable, http.StatusServiceUnavailable},
 	"ErrCorrupt":     {store.ErrCorrupt, http.StatusInternalServerError},
+	// Only attachd migrate meets it; a client would hear the default.
+	"ErrChecksum": {store.ErrChecksum, http.StatusInternalServerError},
 }
 
 // exportedErrors parses package store for its exported Err* variables.
