@@ -154,7 +154,33 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 	if move {
 		same = func(q Quota) bool { return q.covers(src) }
 	}
-	return s.checkQuota(ctx, dst, bytes, objects, same)
+	if err := s.checkQuota(ctx, dst, bytes, objects, same); err != nil {
+		return err
+	}
+	if srcObj != nil {
+		return nil
+	}
+	// A folder brings its subfolders to quotas below dst too.
+	for _, q := range s.quotas {
+		if !strings.HasPrefix(q.Prefix, dst+"/") || (same != nil && same(q)) {
+			continue
+		}
+		b, n, err := s.idx.Usage(ctx, src+q.Prefix[len(dst):])
+		if err != nil {
+			return readErr(err)
+		}
+		if !replacedDir {
+			ub, un, err := s.idx.Usage(ctx, q.Prefix)
+			if err != nil {
+				return readErr(err)
+			}
+			b, n = b+ub, n+un
+		}
+		if (q.Bytes > 0 && b > q.Bytes) || (q.Objects > 0 && n > q.Objects) {
+			return fmt.Errorf("%w: %s would hold %d bytes in %d objects, over its %d bytes or %d objects", ErrQuota, q.Name, b, n, q.Bytes, q.Objects)
+		}
+	}
+	return nil
 }
 
 // CheckQuota refuses, before its body is read, a store of size bytes at key

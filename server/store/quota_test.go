@@ -187,6 +187,30 @@ func TestQuotaCopyMove(t *testing.T) {
 	}
 }
 
+// TestQuotaBelowCopiedFolder: a folder copied or moved above a quota's
+// folder brings its subfolder into that quota.
+func TestQuotaBelowCopiedFolder(t *testing.T) {
+	ctx := context.Background()
+	s := openQuota(t, t.TempDir(), Quota{Name: "/d/sub", Prefix: "d/sub", Objects: 1})
+	for _, k := range []string{"src/sub/a", "src/sub/b", "one/sub/a"} {
+		if err := put(t, s, k, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Copy(ctx, "src", "d", false); !errors.Is(err, ErrQuota) {
+		t.Fatalf("copy of two objects into a one-object quota below dst: err = %v", err)
+	}
+	if err := s.Move(ctx, "src", "d", false); !errors.Is(err, ErrQuota) {
+		t.Fatalf("move: err = %v", err)
+	}
+	if err := s.Copy(ctx, "one", "d", false); err != nil {
+		t.Fatalf("copy of one object: %v", err)
+	}
+	if err := s.Copy(ctx, "one", "d", true); err != nil {
+		t.Fatalf("copy over it again (the old one is freed): %v", err)
+	}
+}
+
 // TestQuotaSharedIndex: with a shared index, each node counts what the
 // others stored.
 func TestQuotaSharedIndex(t *testing.T) {
