@@ -113,11 +113,15 @@ func (a *Age) UnmarshalText(b []byte) error {
 	return err
 }
 
-// MarshalText prints whole days as "90d", anything else as Go does.
+// MarshalText prints whole weeks as "12w", whole days as "90d", anything
+// else as Go does.
 func (a Age) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 func (a Age) String() string {
 	d := time.Duration(a)
+	if d > 0 && d%(7*24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(7*24*time.Hour)), 10) + "w"
+	}
 	if d > 0 && d%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	}
