@@ -93,7 +93,7 @@ func (pt *patch) apply(res *resource, p deadProp, remove bool) {
 		} else {
 			pt.mtime = t
 		}
-	case n.Space == NSAttachd, n.Space == nsDAV && liveDAV[n.Local]:
+	case n.Space == NSAttachd && n != pnLegalHold, n.Space == nsDAV && liveDAV[n.Local]:
 		r.status = http.StatusForbidden
 	default:
 		pt.dead.apply(p, remove)

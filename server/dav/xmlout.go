@@ -2,6 +2,7 @@ package dav
 
 import (
 	"bufio"
+	"encoding/xml"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -10,6 +11,11 @@ import (
 // NSAttachd is the XML namespace of attachd's own live properties: the Kazoo
 // metadata of each object.
 const NSAttachd = "https://github.com/attachd/attachd/ns"
+
+// pnLegalHold is the one property of attachd's namespace a client sets: a
+// dead property whose presence on an object, or on a folder above it, keeps
+// the object from retention (package retention, prophold.go; docs/retention.md).
+var pnLegalHold = xml.Name{Space: NSAttachd, Local: "legal-hold"}
 
 // multistatus streams a 207 response (RFC 4918 §13) as it is built: each
 // <response> is appended to a small buffer and written out, so memory does

@@ -52,11 +52,20 @@ rate = 50
 interval = "300ms"
 `
 	srv := startServer(t, serverOptions{Config: cfg})
-	keys := []string{"/ret/a.mp3", "/ret/b.mp3", "/ret/held/c.mp3", "/keep/d.mp3"}
+	keys := []string{"/ret/a.mp3", "/ret/b.mp3", "/ret/held/c.mp3", "/keep/d.mp3", "/ret/case/e.mp3"}
 	for _, k := range keys {
 		if code, err := put(t, srv, k, []byte("voice "+k)); err != nil || code/100 != 2 {
 			t.Fatalf("PUT %s: %d %v", k, code, err)
 		}
+	}
+	// A legal hold set over WebDAV on a folder, shown by PROPFIND.
+	hold := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:A="https://github.com/attachd/attachd/ns">` +
+		`<D:set><D:prop><A:legal-hold>case 42</A:legal-hold></D:prop></D:set></D:propertyupdate>`
+	if code, _, b := do(t, "PROPPATCH", "http://"+srv.Addr+"/dav/ret/case/", nil, []byte(hold)); code != 207 || !bytes.Contains(b, []byte("200 OK")) {
+		t.Fatalf("PROPPATCH legal-hold: %d %s", code, b)
+	}
+	if code, _, b := do(t, "PROPFIND", "http://"+srv.Addr+"/dav/ret/case/", map[string]string{"Depth": "0"}, nil); code != 207 || !bytes.Contains(b, []byte("case 42")) {
+		t.Fatalf("PROPFIND does not show the hold: %d %s", code, b)
 	}
 	waitFor(t, 30*time.Second, "retention deletes delivered", func() bool {
 		mu.Lock()
@@ -73,7 +82,7 @@ interval = "300ms"
 	for _, tc := range []struct {
 		key  string
 		want int
-	}{{"/ret/a.mp3", 404}, {"/ret/b.mp3", 404}, {"/ret/held/c.mp3", 200}, {"/keep/d.mp3", 200}} {
+	}{{"/ret/a.mp3", 404}, {"/ret/b.mp3", 404}, {"/ret/held/c.mp3", 200}, {"/keep/d.mp3", 200}, {"/ret/case/e.mp3", 200}} {
 		resp, err := http.Get("http://" + srv.Addr + tc.key)
 		if err != nil {
 			t.Fatal(err)

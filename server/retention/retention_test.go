@@ -277,3 +277,52 @@ func TestSweeperLease(t *testing.T) {
 		t.Fatal("lease never released")
 	}
 }
+
+// TestPropertyHold: the legal-hold property on an object or on a folder
+// above it keeps the object, in plan and in run; removed, it no longer does.
+func TestPropertyHold(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, k := range []string{"acc/case/a.mp3", "acc/b.mp3", "acc/c.mp3"} {
+		if _, err := st.Put(ctx, k, strings.NewReader("voice"), store.Info{Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := []byte(`[{"ns":"` + PropNS + `","name":"` + PropHold + `","xml":"case 42"}]`)
+	if _, err := st.UpdateDir(ctx, "acc/case", func(d *store.Dir) bool { d.Props = hold; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(ctx, "acc/b.mp3", func(o *store.Object) bool { o.Props = hold; return true }); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicy([]Rule{{Prefix: "/acc/", MaxAge: Age(24 * time.Hour)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(48 * time.Hour)
+	var would []string
+	rep, err := p.Plan(ctx, st, later, func(o store.Object, _ Verdict) { would = append(would, o.Key) })
+	if err != nil || rep.Held != 2 || fmt.Sprint(would) != "[acc/c.mp3]" {
+		t.Fatalf("plan: held %d, would delete %q, %v", rep.Held, would, err)
+	}
+	rep, err = p.Run(ctx, st, func() time.Time { return later }, 0, nil)
+	if err != nil || rep.Deleted() != 1 {
+		t.Fatalf("run: %+v, %v", rep, err)
+	}
+	if _, err := st.Stat(ctx, "acc/case/a.mp3"); err != nil {
+		t.Errorf("held by its folder, yet: %v", err)
+	}
+	if _, err := st.UpdateDir(ctx, "acc/case", func(d *store.Dir) bool { d.Props = nil; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := p.Run(ctx, st, func() time.Time { return later }, 0, nil); err != nil || rep.Deleted() != 1 || rep.Held != 1 {
+		t.Fatalf("run after the folder's hold was removed: %+v, %v", rep, err)
+	}
+	if _, err := st.Stat(ctx, "acc/b.mp3"); err != nil {
+		t.Errorf("held by its own property, yet: %v", err)
+	}
+}

@@ -314,13 +314,17 @@ func NewPolicy(rules []Rule, holds []Hold) (*Policy, error) {
 // Verdict is what the policy says of one object.
 type Verdict struct {
 	Rule    int       // index of the rule that governs it, or -1
-	Held    int       // index of the hold that covers it, or -1
+	Held    int       // index of the hold that covers it, PropertyHold, or -1
 	Expires time.Time // when it expires under Rule (zero if no rule)
 }
 
+// PropertyHold is Verdict.Held for an object held by the WebDAV property
+// (prophold.go) rather than a [[hold]] table.
+const PropertyHold = -2
+
 // Expired reports whether the object should be deleted at now.
 func (v Verdict) Expired(now time.Time) bool {
-	return v.Rule >= 0 && v.Held < 0 && !now.Before(v.Expires)
+	return v.Rule >= 0 && v.Held == -1 && !now.Before(v.Expires)
 }
 
 // Decide finds the rule that governs o — the one with the longest prefix

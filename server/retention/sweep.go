@@ -62,13 +62,23 @@ func (p *Policy) newReport() Report {
 // not nil, is called with each object that would be.
 func (p *Policy) Plan(ctx context.Context, w Walker, now time.Time, fn func(store.Object, Verdict)) (Report, error) {
 	rep := p.newReport()
+	holds := newPropHolds(w)
 	err := w.WalkObjects(ctx, "", func(o store.Object) error {
 		rep.Scanned++
 		v := p.Decide(o)
 		if v.Rule < 0 || now.Before(v.Expires) {
 			return nil
 		}
-		if v.Held >= 0 {
+		if v.Held < 0 {
+			held, err := holds.held(ctx, o)
+			if err != nil {
+				return err
+			}
+			if held {
+				v.Held = PropertyHold
+			}
+		}
+		if v.Held != -1 {
 			rep.Held++
 			rep.HeldBytes += o.Size
 			return nil
@@ -136,6 +146,14 @@ func (p *Policy) Run(ctx context.Context, st Deleter, now func() time.Time, rate
 		}
 		v := p.Decide(o)
 		if !v.Expired(now()) {
+			continue
+		}
+		// A hold set since the walk began still wins.
+		if held, err := newPropHolds(st).held(ctx, o); err != nil || held {
+			if err != nil {
+				rep.Errors++
+				log.Warn("retention: cannot read holds", "key", store.UnescapeKey(key), "err", err)
+			}
 			continue
 		}
 		last = time.Now()

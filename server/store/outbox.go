@@ -134,6 +134,15 @@ func (o *Outbox) WalkObjects(ctx context.Context, prefix string, fn func(Object)
 	return readErr(o.idx.Walk(ctx, prefix, fn))
 }
 
+// StatDir returns the folder at key, as Store.StatDir does (attachd
+// retention plan reads the holds set on folders).
+func (o *Outbox) StatDir(ctx context.Context, key string) (Dir, error) {
+	if key == "" {
+		return Dir{}, nil
+	}
+	return lookup(o.idx.Dir(ctx, key))
+}
+
 // Requeue makes dead letters pending again, with their attempts reset: those
 // of sink ("" for every sink) and, if eventID is not "", only that event.
 func (o *Outbox) Requeue(ctx context.Context, sink, eventID string) (int64, error) {
