@@ -382,12 +382,8 @@ func TestClusterNodeKilled(t *testing.T) {
 func TestClusterHooksEveryEvent(t *testing.T) {
 	t.Parallel()
 	r := newReceiver(t, 0.1)
-	_, pins := plugins(t)
-	backend := sharedBackend(t, "spool")
-	// backendTOML opens with [plugins]: the hook's tables go after it.
-	cfg := config{Extra: fmt.Sprintf("hooks = [\"webhook\"]\n%s\n[plugin.webhook]\nsha256 = %q\n[plugin.webhook.config]\nurl = %q\nsecret = %q\ntimeout = \"2s\"\n[hook.webhook]\nconcurrency = 8\ntimeout = \"2s\"\nmin_backoff = \"50ms\"\nmax_backoff = \"1s\"\n",
-		backend, pins["webhook"], r.srv.URL, r.secret)}
-	nodes := startNodes(t, 3, cfg, freshDatabase(t))
+	cfg := webhookOnBackend(t, r, sharedBackend(t, "spool"))
+	nodes := startNodes(t, 3, *cfg, freshDatabase(t))
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -427,6 +423,15 @@ func TestClusterHooksEveryEvent(t *testing.T) {
 		dup += n - 1
 	}
 	t.Logf("1000 stores over 3 nodes, one killed: %d events, %d delivered twice or more (at least once)", len(r.events), dup)
+}
+
+// webhookOnBackend is webhookConfig with the bytes in the storage backend
+// that backend (a backendTOML) names.
+func webhookOnBackend(t testing.TB, r *receiver, backend string) *config {
+	_, pins := plugins(t)
+	// backendTOML opens with [plugins]: the hook's tables go after it.
+	return &config{Extra: fmt.Sprintf("hooks = [\"webhook\"]\n%s\n[plugin.webhook]\nsha256 = %q\n[plugin.webhook.config]\nurl = %q\nsecret = %q\ntimeout = \"2s\"\n[hook.webhook]\nconcurrency = 8\ntimeout = \"2s\"\nmin_backoff = \"50ms\"\nmax_backoff = \"1s\"\n",
+		backend, pins["webhook"], r.srv.URL, r.secret)}
 }
 
 // TestClusterIndexUnreachableAtStart: a node whose PostgreSQL cannot be

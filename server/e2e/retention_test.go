@@ -16,6 +16,12 @@ import (
 // those no rule covers, and each delete reaches a webhook as an
 // attachment.deleted event with "reason": "retention".
 func TestRetentionSweeper(t *testing.T) {
+	t.Run("local", func(t *testing.T) { testRetentionSweeper(t, "") })
+	// With the bytes in a storage plugin: a retention delete removes them there too.
+	t.Run("azblob", func(t *testing.T) { testRetentionSweeper(t, "azblob") })
+}
+
+func testRetentionSweeper(t *testing.T, backend string) {
 	r := newReceiver(t, 0)
 	var mu sync.Mutex
 	reasons := map[string]string{} // key → reason of its attachment.deleted
@@ -38,6 +44,9 @@ func TestRetentionSweeper(t *testing.T) {
 		inner.ServeHTTP(w, req)
 	})
 	cfg := webhookConfig(t, r, "")
+	if backend != "" {
+		cfg = webhookOnBackend(t, r, backendTOML(t, backend, "through", uniqueName("ret")))
+	}
 	cfg.Extra += `
 [[retention]]
 prefix = "/ret/"
