@@ -4,66 +4,34 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/attachd/attachd/server/index"
 	"github.com/attachd/attachd/server/index/pg"
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 	"github.com/attachd/attachd/server/store"
 )
 
 // copyTarget creates an empty database beside $ATTACHD_TEST_PG_URL's
-// (.ci/postgres.sh), dropped when t ends, and returns its URL and password.
+// (pgtest), dropped when t ends, and returns its URL and password.
 func copyTarget(t *testing.T) (string, string) {
 	t.Helper()
-	admin := os.Getenv("ATTACHD_TEST_PG_URL")
-	if admin == "" {
-		if testing.Short() {
-			t.Skip("ATTACHD_TEST_PG_URL is not set (-short)")
-		}
-		t.Fatal("ATTACHD_TEST_PG_URL is not set: start a PostgreSQL with `.ci/postgres.sh start DIR && . DIR/env` (./test.sh does), or run with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, admin)
+	target := pgtest.Database(t)
+	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "copy_" + hex.EncodeToString(b[:])
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
 	pw, _ := u.User.Password()
 	if pw == "" {
 		t.Fatal("ATTACHD_TEST_PG_URL has no password: the tests check that it is never shown")
 	}
-	return u.String(), pw
+	return target, pw
 }
 
 // copyDataDir makes a data directory of a single node in spool mode, with

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 )
 
 // A cluster (docs/cluster.md) is N attachd nodes sharing one PostgreSQL
@@ -67,39 +67,6 @@ func needEnv(t testing.TB, what string, vars ...string) {
 	}
 }
 
-// freshDatabase creates an empty database beside $ATTACHD_TEST_PG_URL's and
-// returns its URL; it is dropped when the test ends.
-func freshDatabase(t testing.TB) string {
-	t.Helper()
-	needEnv(t, "a throwaway PostgreSQL (.ci/postgres.sh)", "ATTACHD_TEST_PG_URL")
-	admin := os.Getenv("ATTACHD_TEST_PG_URL")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL: %v", err)
-	}
-	defer c.Close(ctx)
-	name := "e2e_" + uniqueName("c")[2:]
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 // clusterTOML is the part of a node's configuration that makes it one:
 // the shared index and how the others reach it.
 func clusterTOML(indexURL, advertise string) string {
@@ -115,7 +82,7 @@ func (s *server) startCluster(t testing.TB, n int, base *config) {
 	if base == nil || os.Getenv("ATTACHD_E2E_BACKEND") == "" && base.Extra == "" {
 		t.Fatal("a cluster needs a shared backend: set ATTACHD_E2E_BACKEND")
 	}
-	s.nodes = startNodes(t, n, *base, freshDatabase(t))
+	s.nodes = startNodes(t, n, *base, pgtest.Database(t))
 	s.Addr = roundRobin(t, s.nodes)
 }
 
@@ -202,7 +169,7 @@ func TestClusterOneTruth(t *testing.T) {
 	for _, mode := range []string{"through", "spool"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			nodes := startNodes(t, 3, config{Extra: sharedBackend(t, mode)}, freshDatabase(t))
+			nodes := startNodes(t, 3, config{Extra: sharedBackend(t, mode)}, pgtest.Database(t))
 			url := func(i int, p string) string { return "http://" + nodes[i%3].Addr + p }
 
 			for i := range 40 {
@@ -284,7 +251,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	for _, mode := range []string{"through", "spool"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			nodes := startNodes(t, 3, config{Extra: sharedBackend(t, mode)}, freshDatabase(t))
+			nodes := startNodes(t, 3, config{Extra: sharedBackend(t, mode)}, pgtest.Database(t))
 			var (
 				mu    sync.Mutex
 				acked = map[string][]byte{}
@@ -383,7 +350,7 @@ func TestClusterHooksEveryEvent(t *testing.T) {
 	t.Parallel()
 	r := newReceiver(t, 0.1)
 	cfg := webhookOnBackend(t, r, sharedBackend(t, "spool"))
-	nodes := startNodes(t, 3, *cfg, freshDatabase(t))
+	nodes := startNodes(t, 3, *cfg, pgtest.Database(t))
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -459,7 +426,7 @@ func TestClusterIndexUnreachableAtStart(t *testing.T) {
 // by themselves and nothing partial is left.
 func TestClusterIndexLost(t *testing.T) {
 	t.Parallel()
-	dbURL := freshDatabase(t)
+	dbURL := pgtest.Database(t)
 	u, _ := url.Parse(dbURL)
 	cut := newCutProxy(t, u.Host)
 	u.Host = cut.addr

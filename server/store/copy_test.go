@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func TestCopyIndex(t *testing.T) {
 		t.Fatalf("source: %d objects, %d folders, %d locks, %d deliveries",
 			len(src.objects), len(src.dirs), len(src.locks), len(src.deliveries))
 	}
-	u := sharedIndexURL(t)
+	u := pgtest.Database(t)
 	var phases []string
 	res, err := CopyIndex(ctx, dir, u, CopyOptions{Node: "0123456789abcdef", Batch: 5, Progress: func(p CopyProgress) {
 		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
@@ -211,7 +212,7 @@ func TestCopyIndex(t *testing.T) {
 func TestCopyIndexResumes(t *testing.T) {
 	dir := copySource(t, 30)
 	src := sourceContent(t, dir)
-	u := sharedIndexURL(t)
+	u := pgtest.Database(t)
 	opts := CopyOptions{Node: "n1", Batch: 4}
 	stopAt := func(phase string, n int64) error {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -271,7 +272,7 @@ func TestCopyIndexResumes(t *testing.T) {
 func TestCopyIndexRefuses(t *testing.T) {
 	ctx := context.Background()
 	dir := copySource(t, 2)
-	u := sharedIndexURL(t)
+	u := pgtest.Database(t)
 	node := CopyOptions{Node: "n1"}
 
 	// Its replication needs the node it will be in the cluster.
@@ -348,7 +349,7 @@ func TestCopyIndexUnreachable(t *testing.T) {
 		t.Fatalf("took %s", d)
 	}
 	// Nor is the password in the record of a copy.
-	u := sharedIndexURL(t)
+	u := pgtest.Database(t)
 	if _, err := CopyIndex(context.Background(), dir, u, CopyOptions{Node: "n1"}); err != nil {
 		t.Fatal(err)
 	}

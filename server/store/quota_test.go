@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -214,7 +215,7 @@ func TestQuotaBelowCopiedFolder(t *testing.T) {
 // TestQuotaSharedIndex: with a shared index, each node counts what the
 // others stored.
 func TestQuotaSharedIndex(t *testing.T) {
-	indexURL := sharedIndexURL(t)
+	indexURL := pgtest.Database(t)
 	backend := t.TempDir()
 	open := func() *Store {
 		remote, err := NewDirBackend(backend)

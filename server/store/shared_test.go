@@ -3,20 +3,16 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/attachd/attachd/server/index"
-	"github.com/jackc/pgx/v5"
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 )
 
 // Two stores over one PostgreSQL index and one backend directory are two
@@ -24,47 +20,10 @@ import (
 // suite (server/e2e/cluster_test.go) drives real processes; these check
 // what a client cannot see: which blobs are left in the backend.
 
-// sharedIndexURL creates an empty database beside $ATTACHD_TEST_PG_URL's
-// (.ci/postgres.sh) and returns its URL.
-func sharedIndexURL(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("ATTACHD_TEST_PG_URL")
-	if admin == "" {
-		if testing.Short() {
-			t.Skip("ATTACHD_TEST_PG_URL is not set")
-		}
-		t.Fatal("ATTACHD_TEST_PG_URL is not set: run .ci/postgres.sh start DIR and . DIR/env (test.sh does)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "store_" + hex.EncodeToString(b[:])
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	u, _ := url.Parse(admin)
-	u.Path = "/" + name
-	return u.String()
-}
-
 // sharedPair opens two write-through stores on one index and one backend.
 func sharedPair(t *testing.T, grace time.Duration) (a, b *Store, backend string) {
 	t.Helper()
-	indexURL := sharedIndexURL(t)
+	indexURL := pgtest.Database(t)
 	backend = t.TempDir()
 	open := func() *Store {
 		remote, err := NewDirBackend(backend)
