@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -260,20 +259,7 @@ func lockStopped(dir string) (unlock func(), stopped int64, err error) {
 	return func() { f.Close() }, fi.ModTime().UnixNano(), nil
 }
 
-func readCopyState(dir string) (*copyState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, copyStateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var st copyState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, copyStateFile), err)
-	}
-	return &st, nil
-}
+func readCopyState(dir string) (*copyState, error) { return readState[copyState](dir, copyStateFile) }
 
 // indexCopy is one run of CopyIndex.
 type indexCopy struct {
@@ -290,26 +276,7 @@ type indexCopy struct {
 
 // save records the copy's progress, atomically.
 func (c *indexCopy) save() error {
-	b, err := json.MarshalIndent(c.st, "", "\t")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(c.dir, copyStateFile)
-	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("record the copy's progress: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(path+".tmp", path)
-	}
-	if err != nil {
+	if err := writeState(c.dir, copyStateFile, c.st); err != nil {
 		return fmt.Errorf("record the copy's progress: %w", err)
 	}
 	return nil

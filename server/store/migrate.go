@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -354,18 +353,7 @@ func lockFile(path, busy string) (func(), error) {
 }
 
 func readMigrateState(dir string) (*migrateState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, migrateStateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var st migrateState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, migrateStateFile), err)
-	}
-	return &st, nil
+	return readState[migrateState](dir, migrateStateFile)
 }
 
 // migration is one run of Migrate.
@@ -381,15 +369,7 @@ type migration struct {
 }
 
 func (m *migration) save() error {
-	b, err := json.MarshalIndent(m.st, "", "\t")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(m.dir, migrateStateFile)
-	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o640); err != nil {
-		return fmt.Errorf("record the migration's progress: %w", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := writeState(m.dir, migrateStateFile, m.st); err != nil {
 		return fmt.Errorf("record the migration's progress: %w", err)
 	}
 	return nil
