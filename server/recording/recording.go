@@ -45,7 +45,7 @@ const gregorianOffset = 62167219200
 func Summarize(meta json.RawMessage) Summary {
 	var m map[string]any
 	json.Unmarshal(meta, &m)
-	sources := metaSources(m)
+	sources := Sources(m)
 	get := func(keys ...string) string {
 		for _, src := range sources {
 			for _, k := range keys {
@@ -74,7 +74,10 @@ func Summarize(meta json.RawMessage) Summary {
 	return s
 }
 
-func metaSources(m map[string]any) []map[string]any {
+// Sources returns the objects of a stored object's metadata that describe
+// the recording, most specific first: the fetch query, the Kazoo document's
+// metadata, the document, the store query.
+func Sources(m map[string]any) []map[string]any {
 	var out []map[string]any
 	if fq, ok := m["fetch_query"].(map[string]any); ok {
 		out = append(out, fq)
@@ -94,7 +97,7 @@ func metaSources(m map[string]any) []map[string]any {
 // Time returns when a voicemail or recording was made, from the
 // Gregorian-seconds timestamp Kazoo puts in its metadata, or the zero time.
 func Time(meta map[string]any) time.Time {
-	for _, src := range metaSources(meta) {
+	for _, src := range Sources(meta) {
 		for _, k := range []string{"timestamp", "utc_seconds"} {
 			if v, err := strconv.ParseInt(Field(src, k), 10, 64); err == nil && v > gregorianOffset {
 				return time.Unix(v-gregorianOffset, 0)

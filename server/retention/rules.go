@@ -222,7 +222,7 @@ func DocType(o store.Object) string {
 	name := o.Key[strings.LastIndexByte(o.Key, '/')+1:]
 	ct := mediaType(o.ContentType)
 	src := func(keys ...string) bool {
-		for _, s := range sources(m) {
+		for _, s := range recording.Sources(m) {
 			for _, k := range keys {
 				if recording.Field(s, k) != "" {
 					return true
@@ -247,24 +247,6 @@ func sourceType(m map[string]any) string {
 		return recording.Field(doc, "source_type")
 	}
 	return ""
-}
-
-// sources are the metadata objects recording.Summarize reads.
-func sources(m map[string]any) []map[string]any {
-	var out []map[string]any
-	if fq, ok := m["fetch_query"].(map[string]any); ok {
-		out = append(out, fq)
-	}
-	if doc, ok := m["document"].(map[string]any); ok {
-		if dm, ok := doc["metadata"].(map[string]any); ok {
-			out = append(out, dm)
-		}
-		out = append(out, doc)
-	}
-	if sq, ok := m["store_query"].(map[string]any); ok {
-		out = append(out, sq)
-	}
-	return out
 }
 
 func mediaType(ct string) string {
