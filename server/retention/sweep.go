@@ -60,36 +60,54 @@ func (p *Policy) newReport() Report {
 
 // Plan walks the index and reports what would be deleted at now; fn, if
 // not nil, is called with each object that would be.
+//
+// Holds set on folders are read once the walk is over: an index may serve
+// one reader at a time (SQLite beside a running server), and the walk's
+// rows hold it.
 func (p *Policy) Plan(ctx context.Context, w Walker, now time.Time, fn func(store.Object, Verdict)) (Report, error) {
 	rep := p.newReport()
-	holds := newPropHolds(w)
+	type candidate struct {
+		o store.Object
+		v Verdict
+	}
+	var expired []candidate
 	err := w.WalkObjects(ctx, "", func(o store.Object) error {
 		rep.Scanned++
 		v := p.Decide(o)
 		if v.Rule < 0 || now.Before(v.Expires) {
 			return nil
 		}
-		if v.Held < 0 {
-			held, err := holds.held(ctx, o)
-			if err != nil {
-				return err
-			}
-			if held {
-				v.Held = PropertyHold
-			}
+		if v.Held == -1 && hasHold(o.Props) {
+			v.Held = PropertyHold
 		}
-		if v.Held != -1 {
-			rep.Held++
-			rep.HeldBytes += o.Size
-			return nil
-		}
-		rep.Rules[v.Rule].add(o)
-		if fn != nil {
-			fn(o, v)
-		}
+		expired = append(expired, candidate{o, v})
 		return ctx.Err()
 	})
-	return rep, err
+	if err != nil {
+		return rep, err
+	}
+	holds := newPropHolds(w)
+	for _, c := range expired {
+		if c.v.Held == -1 {
+			held, err := holds.held(ctx, c.o)
+			if err != nil {
+				return rep, err
+			}
+			if held {
+				c.v.Held = PropertyHold
+			}
+		}
+		if c.v.Held != -1 {
+			rep.Held++
+			rep.HeldBytes += c.o.Size
+			continue
+		}
+		rep.Rules[c.v.Rule].add(c.o)
+		if fn != nil {
+			fn(c.o, c.v)
+		}
+	}
+	return rep, ctx.Err()
 }
 
 // Deleter deletes objects: a *store.Store.
