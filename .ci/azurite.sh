@@ -8,6 +8,7 @@
 # `. DIR/env` exports ATTACHD_AZURITE_URL (the account's blob endpoint),
 # ATTACHD_AZURITE_ACCOUNT and ATTACHD_AZURITE_KEY (the well-known dev key).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -51,17 +52,8 @@ start)
 	exit 1
 	;;
 stop)
-	[ -f "$dir/azurite.pid" ] || { echo "no azurite.pid in $dir" >&2; exit 0; }
-	pid=$(cat "$dir/azurite.pid")
-	kill "$pid" 2>/dev/null || true
 	# Azurite can take ~3 s to exit; wait, so its port is free for a restart.
-	for _ in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" || true; fi
-	rm -f "$dir/azurite.pid" "$dir/env"
-	echo "Azurite stopped (pid $pid)"
+	stop_pid Azurite "$dir" azurite TERM 150
 	;;
 *) usage ;;
 esac

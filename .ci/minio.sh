@@ -14,6 +14,7 @@
 # /var/cache/attachd-ci/minio-bin), outside the repository; later runs
 # reuse the binary.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -21,20 +22,6 @@ cmd=$1 dir=$2
 
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
 cache=${MINIO_CACHE:-/var/cache/attachd-ci/minio-bin}
-
-# free_port picks a port nothing listens on (MinIO cannot report a port 0).
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
 
 case $cmd in
 start)
@@ -81,16 +68,7 @@ start)
 	exit 1
 	;;
 stop)
-	[ -f "$dir/minio.pid" ] || { echo "no minio.pid in $dir" >&2; exit 0; }
-	pid=$(cat "$dir/minio.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" || true; fi
-	rm -f "$dir/minio.pid" "$dir/env"
-	echo "MinIO stopped (pid $pid)"
+	stop_pid MinIO "$dir" minio TERM 100
 	;;
 *) usage ;;
 esac

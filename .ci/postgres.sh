@@ -11,25 +11,11 @@
 # root the server runs as the postgres user, which is given DIR; otherwise
 # as the caller.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 cmd=$1 dir=$2
-
-# free_port picks a port nothing listens on: postgres cannot listen on port 0
-# and report the port, so probe instead.
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
 
 # pg_bin prints the newest installed PostgreSQL's bin folder, if any.
 pg_bin() {
@@ -120,17 +106,8 @@ start)
 	echo "PostgreSQL listening on 127.0.0.1:$port (pid $(cat "$dir/postgres.pid")); . $dir/env"
 	;;
 stop)
-	[ -f "$dir/postgres.pid" ] || { echo "no postgres.pid in $dir" >&2; exit 0; }
-	pid=$(cat "$dir/postgres.pid")
 	# SIGINT is the fast shutdown: clients are disconnected, not waited for.
-	kill -INT "$pid" 2>/dev/null || true
-	for _ in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" || true; fi
-	rm -f "$dir/postgres.pid" "$dir/env"
-	echo "PostgreSQL stopped (pid $pid)"
+	stop_pid PostgreSQL "$dir" postgres INT 300
 	;;
 *) usage ;;
 esac

@@ -8,25 +8,11 @@
 # file), _HOST_KEY (server public key file) and _ROOT (remote folder).
 # Needs Debian's openssh-server (not started by its package: no systemd).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 cmd=$1 dir=$2
-
-# free_port picks a port nothing listens on. sshd cannot listen on port 0
-# and report the port, so probe instead.
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
 
 case $cmd in
 start)
@@ -88,16 +74,7 @@ start)
 	exit 1
 	;;
 stop)
-	[ -f "$dir/sshd.pid" ] || { echo "no sshd.pid in $dir" >&2; exit 0; }
-	pid=$(cat "$dir/sshd.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" || true; fi
-	rm -f "$dir/sshd.pid" "$dir/env"
-	echo "sshd stopped (pid $pid)"
+	stop_pid sshd "$dir" sshd TERM 100
 	;;
 *) usage ;;
 esac
