@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -218,4 +220,43 @@ func TestSFTPWrongHostKey(t *testing.T) {
 		t.Fatalf("Stat with a wrong host key: %v", err)
 	}
 	t.Logf("error: %v", err)
+}
+
+// TestSFTPListSweepsStaleTemporaryFiles: a write whose plugin died leaves
+// its temporary file; List removes it once it is a day old, and only then.
+func TestSFTPListSweepsStaleTemporaryFiles(t *testing.T) {
+	env := needEnv(t, "ATTACHD_SFTP_ADDR", "ATTACHD_SFTP_USER", "ATTACHD_SFTP_KEY", "ATTACHD_SFTP_HOST_KEY", "ATTACHD_SFTP_ROOT")
+	hostKey, err := os.ReadFile(env[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(env[4], fmt.Sprintf("sweep-%d", time.Now().UnixNano()))
+	b := runPlugin(t, "sftp", map[string]any{
+		"address": env[0], "user": env[1], "private_key_file": env[2],
+		"host_key": string(hostKey), "root": root,
+	}, nil)
+	if err := os.MkdirAll(filepath.Join(root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(root, "a", ".attachd-tmp-stale")
+	fresh := filepath.Join(root, "a", ".attachd-tmp-fresh")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("cut"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := b.List(context.Background(), "", "", 100)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("List = %v, %v; want no blobs", got, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the day-old temporary file is still there after List: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a fresh temporary file (a write in progress) was removed: %v", err)
+	}
 }

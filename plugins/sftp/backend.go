@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -22,6 +23,14 @@ import (
 // files, and blob names may not use the prefix.
 const tmpPrefix = ".attachd-tmp-"
 
+// staleTmp is the age past which List removes a temporary file: no write
+// stays idle that long, so its writer is gone.
+const staleTmp = 24 * time.Hour
+
+// maxOrphans bounds the temporary files remembered for removal; past it
+// they are logged and left to List's sweep.
+const maxOrphans = 1024
+
 // backend implements sdk.Storage over one SFTP connection, opened on first
 // use and reopened after it drops.
 type backend struct {
@@ -30,6 +39,10 @@ type backend struct {
 	root   string
 	ssh    *ssh.ClientConfig
 	client *sftp.Client
+	// orphans are temporary files a failed write could not remove, most
+	// often because the connection it was written over had dropped. They
+	// are removed over the next connection, so a cut write leaks nothing.
+	orphans map[string]struct{}
 }
 
 func (b *backend) setup(addr, root string, c *ssh.ClientConfig) {
@@ -47,6 +60,7 @@ func (b *backend) conn() (*sftp.Client, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.client != nil {
+		b.sweepOrphans(b.client)
 		return b.client, nil
 	}
 	if b.ssh == nil {
@@ -62,6 +76,7 @@ func (b *backend) conn() (*sftp.Client, error) {
 		return nil, fmt.Errorf("%w: sftp subsystem on %s: %v", sdk.ErrUnavailable, b.addr, err)
 	}
 	b.client = c
+	b.sweepOrphans(c)
 	// Forget the client when the connection drops, so the next call
 	// reconnects instead of failing for ever.
 	go func() {
@@ -76,6 +91,41 @@ func (b *backend) conn() (*sftp.Client, error) {
 		}
 	}()
 	return c, nil
+}
+
+// discard removes a temporary file, or remembers it for the next
+// connection when that fails.
+func (b *backend) discard(c *sftp.Client, tmp string) {
+	err := c.Remove(tmp)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.orphans == nil {
+		b.orphans = make(map[string]struct{})
+	}
+	if len(b.orphans) >= maxOrphans {
+		sdk.Logger().Warn("sftp: temporary file left behind", "path", tmp, "err", err)
+		return
+	}
+	b.orphans[tmp] = struct{}{}
+}
+
+// sweepOrphans removes the orphans over c, in the background. A write can
+// be cut after another call has already reconnected, so every call tries
+// them, not only a new connection. Called with b.mu held.
+func (b *backend) sweepOrphans(c *sftp.Client) {
+	if len(b.orphans) == 0 {
+		return
+	}
+	orphans := b.orphans
+	b.orphans = nil
+	go func() {
+		for tmp := range orphans {
+			b.discard(c, tmp)
+		}
+	}()
 }
 
 // remote maps a blob name to its remote path, refusing names that could
@@ -175,10 +225,11 @@ func (b *backend) Create(ctx context.Context, name string, size int64) (sdk.Blob
 	if err != nil {
 		return nil, mapErr("create", name, err)
 	}
-	return &writer{c: c, f: f, tmp: tmp, final: p, name: name}, nil
+	return &writer{b: b, c: c, f: f, tmp: tmp, final: p, name: name}, nil
 }
 
 type writer struct {
+	b                *backend
 	c                *sftp.Client
 	f                *sftp.File
 	tmp, final, name string
@@ -199,15 +250,15 @@ func (w *writer) Commit(ctx context.Context) error {
 	// attachd forgets its spooled copy.
 	if err := w.f.Sync(); err != nil && !isUnsupported(err) {
 		w.f.Close()
-		w.c.Remove(w.tmp)
+		w.b.discard(w.c, w.tmp)
 		return mapErr("sync", w.name, err)
 	}
 	if err := w.f.Close(); err != nil {
-		w.c.Remove(w.tmp)
+		w.b.discard(w.c, w.tmp)
 		return mapErr("close", w.name, err)
 	}
 	if err := w.c.PosixRename(w.tmp, w.final); err != nil {
-		w.c.Remove(w.tmp)
+		w.b.discard(w.c, w.tmp)
 		return mapErr("rename", w.name, err)
 	}
 	return nil
@@ -219,7 +270,8 @@ func (w *writer) Abort() error {
 	}
 	w.done = true
 	w.f.Close()
-	return mapErr("abort", w.name, w.c.Remove(w.tmp))
+	w.b.discard(w.c, w.tmp)
+	return nil
 }
 
 func isUnsupported(err error) bool {
@@ -267,6 +319,10 @@ func (b *backend) List(ctx context.Context, prefix, cursor string, limit int) ([
 			return nil, "", ctx.Err()
 		}
 		fi := w.Stat()
+		if fi.Mode().IsRegular() && strings.HasPrefix(fi.Name(), tmpPrefix) && time.Since(fi.ModTime()) > staleTmp {
+			// Left by a write whose plugin died before it could clean up.
+			b.discard(c, w.Path())
+		}
 		if !fi.Mode().IsRegular() || strings.HasPrefix(fi.Name(), tmpPrefix) {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -409,20 +410,36 @@ func TestSFTPOutageUnderLoad(t *testing.T) {
 			missing++
 		}
 	}
-	// A write cut by the outage can leave its temporary file (the plugin's
-	// ".attachd-tmp-" names, which List hides): not a blob, so not counted.
-	var blobs, partial []string
+	var blobs []string
 	names, _ := filepath.Glob(filepath.Join(root, "blobs", "*"))
 	for _, n := range names {
-		if strings.HasPrefix(filepath.Base(n), ".attachd-tmp-") {
-			partial = append(partial, n)
-		} else {
+		if !strings.HasPrefix(filepath.Base(n), ".attachd-tmp-") {
 			blobs = append(blobs, n)
 		}
 	}
-	t.Logf("%d uploads accepted while sshd went away and came back; %d sidecars and %d blobs on the server (%d cut temporary files)",
-		len(accepted), len(accepted)-missing, len(blobs), len(partial))
+	t.Logf("%d uploads accepted while sshd went away and came back; %d sidecars and %d blobs on the server",
+		len(accepted), len(accepted)-missing, len(blobs))
 	if missing > 0 || len(blobs) != len(accepted) {
 		t.Fatalf("%d of %d accepted uploads never reached the SFTP server (%d blobs there)", missing, len(accepted), len(blobs))
 	}
+	// A write cut by the outage leaves its temporary file behind; the
+	// plugin removes it over its next connection.
+	waitFor(t, 30*time.Second, "the cut writes' temporary files to be removed", func() bool {
+		return len(tmpFiles(t, root)) == 0
+	})
+}
+
+// tmpFiles lists the SFTP plugin's temporary files under root.
+func tmpFiles(t *testing.T, root string) []string {
+	var found []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".attachd-tmp-") {
+			found = append(found, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
