@@ -144,5 +144,10 @@ func (s *Server) crossSite(r *http.Request) bool {
 	if err != nil || u.Host == "" { // "null": a sandboxed or privacy-sensitive context
 		return true
 	}
-	return !strings.EqualFold(u.Host, r.Host) && !strings.EqualFold(u.Host, s.publicHost)
+	// An origin is a scheme and a host: http://host must not write to
+	// https://host. Behind a proxy, the scheme is the one the client used.
+	if strings.EqualFold(u.Host, s.publicHost) && strings.EqualFold(u.Scheme, s.publicScheme) {
+		return false
+	}
+	return !strings.EqualFold(u.Host, r.Host) || !strings.EqualFold(u.Scheme, clientOf(r).Scheme)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/attachd/attachd/server/auth"
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/dav"
+	"github.com/attachd/attachd/server/forwarded"
 	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/store"
@@ -55,8 +56,10 @@ type Server struct {
 	uploads  atomic.Int64 // requests storing a body now, against max_uploads
 	http     *http.Server
 
-	publicHost   string         // host of public_url, a same-origin Origin too
-	metricsAllow auth.AllowList // [metrics] allow_from; empty: loopback only
+	publicHost   string                            // host of public_url, a same-origin Origin too
+	publicScheme string                            // its scheme
+	proxies      atomic.Pointer[forwarded.Proxies] // trusted_proxies; swapped whole on reload
+	metricsAllow auth.AllowList                    // [metrics] allow_from; empty: loopback only
 }
 
 // New validates cfg, opens the data directory and builds the handlers. It
@@ -76,12 +79,15 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if s.metricsAllow, err = auth.ParseAllowList(cfg.Metrics.AllowFrom); err != nil {
 		return nil, fmt.Errorf("metrics.allow_from: %w", err)
 	}
+	if err := s.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil {
 			return nil, fmt.Errorf("public_url: %w", err)
 		}
-		s.publicHost = u.Host
+		s.publicHost, s.publicScheme = u.Host, u.Scheme
 	}
 	if err := s.open(); err != nil {
 		s.closePlugins()
@@ -213,6 +219,7 @@ func (s *Server) Handler() http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", nosniff)
 		h.Set("Content-Security-Policy", sandboxed)
+		r = s.withClient(r)
 		s.limitBody(w, r)
 		p := r.URL.Path
 		switch {

@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/attachd/attachd/server/dav"
+	"github.com/attachd/attachd/server/forwarded"
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
@@ -35,6 +36,7 @@ type Config struct {
 	AllowAnonymous    bool     `toml:"allow_anonymous"`
 	AllowFrom         []string `toml:"allow_from"`
 	PublicURL         string   `toml:"public_url"`
+	TrustedProxies    []string `toml:"trusted_proxies"`
 	ShutdownGrace     Duration `toml:"shutdown_grace"`
 	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
 	IdleTimeout       Duration `toml:"idle_timeout"`
@@ -203,6 +205,7 @@ func Default() Config {
 	return Config{
 		Listen:            "127.0.0.1:37635",
 		AllowFrom:         []string{},
+		TrustedProxies:    []string{},
 		Hooks:             []string{},
 		DataDir:           "./attachd-data",
 		MaxBody:           4 << 30,
@@ -350,6 +353,9 @@ func (c *Config) Validate() error {
 				return keyErr("allow_from", "entry %d: %q is not a CIDR or an address", i+1, s)
 			}
 		}
+	}
+	if _, err := forwarded.Parse(c.TrustedProxies); err != nil {
+		return keyErr("trusted_proxies", "%v", err)
 	}
 	if err := c.Cluster.validate(); err != nil {
 		return err

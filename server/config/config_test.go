@@ -119,6 +119,8 @@ func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
 		{"[limits]\nbody_idle_timeout = \"-1s\"\n", "2: limits.body_idle_timeout: "},
 		{"[limits]\nmax_xml_depth = -1\n", "2: limits.max_xml_depth: "},
 		{"[metrics]\nallow_from = [\"nope\"]\n", "2: metrics.allow_from: "},
+		{"listen = \"x:1\"\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.example\"]\n", "2: trusted_proxies: entry 2: \"proxy.example\" is not a CIDR or an address"},
+		{"trusted_proxies = [\"10.0.0.0/33\"]\n", "1: trusted_proxies: entry 1: "},
 		{"[metrics]\nuser = \"prom\"\n", "2: metrics.user: "},
 		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\n\n[[users]]\nname = \"b\"\npassword_hash = \"" + hash + "\"\nroot = \"kazoo/x\"\n", "8: users.root: "},
 		{"[[users]]\nname = \"a\"\npassword_hash = \"" + hash + "\"\nroot = \"/kazoo/../x\"\n", "4: users.root: "},

@@ -81,7 +81,8 @@ type Client struct {
 
 // Client returns the client of r. When the peer is a trusted proxy whose
 // headers cannot be read, it returns the peer, as if nothing were forwarded,
-// and an error matching ErrMalformed that says why.
+// and an error matching ErrMalformed that says why; a scheme that cannot be
+// read leaves the connection's, and the address is still taken.
 func (p *Proxies) Client(r *http.Request) (Client, error) {
 	c := Client{Scheme: "http"}
 	if r.TLS != nil {
@@ -99,6 +100,9 @@ func (p *Proxies) Client(r *http.Request) (Client, error) {
 	if hop.addr.IsValid() {
 		c.Addr, c.Forwarded = hop.addr, true
 	}
+	if hop.protoErr != nil {
+		return c, fmt.Errorf("%w: scheme ignored: %v", ErrMalformed, hop.protoErr)
+	}
 	if hop.proto != "" {
 		c.Scheme, c.Forwarded = hop.proto, true
 	}
@@ -108,8 +112,9 @@ func (p *Proxies) Client(r *http.Request) (Client, error) {
 // hop is one entry of a forwarding header: who connected to the proxy that
 // wrote it, and with which scheme ("" if not said).
 type hop struct {
-	addr  netip.Addr
-	proto string
+	addr     netip.Addr
+	proto    string
+	protoErr error // the scheme given could not be read
 }
 
 // client walks the headers of a request from a trusted proxy. A request
@@ -129,15 +134,10 @@ func (p *Proxies) client(h http.Header) (hop, error) {
 		if fromXFF, n, total, err = p.walkXFF(xff); err != nil {
 			return hop{}, fmt.Errorf("X-Forwarded-For: %w", err)
 		}
-		if fromXFF.proto, err = xfProto(h.Values("X-Forwarded-Proto"), n, total); err != nil {
-			return hop{}, fmt.Errorf("X-Forwarded-Proto: %w", err)
-		}
+		fromXFF.proto, fromXFF.protoErr = xfProto(h.Values("X-Forwarded-Proto"), n, total)
 	} else if len(fwd) == 0 {
 		// X-Forwarded-Proto alone: a proxy that does not forward addresses.
-		fromXFF.proto, err = xfProto(h.Values("X-Forwarded-Proto"), 0, 0)
-		if err != nil {
-			return hop{}, fmt.Errorf("X-Forwarded-Proto: %w", err)
-		}
+		fromXFF.proto, fromXFF.protoErr = xfProto(h.Values("X-Forwarded-Proto"), 0, 0)
 		return fromXFF, nil
 	}
 	switch {
@@ -148,8 +148,8 @@ func (p *Proxies) client(h http.Header) (hop, error) {
 	case fromFwd.addr != fromXFF.addr:
 		return hop{}, fmt.Errorf("Forwarded names client %v, X-Forwarded-For %v", fromFwd.addr, fromXFF.addr)
 	}
-	if fromFwd.proto == "" {
-		fromFwd.proto = fromXFF.proto
+	if fromFwd.proto == "" && fromFwd.protoErr == nil {
+		fromFwd.proto, fromFwd.protoErr = fromXFF.proto, fromXFF.protoErr
 	}
 	return fromFwd, nil
 }
@@ -282,7 +282,7 @@ func parseForwarded(elem string) (hop, error) {
 			haveFor = true
 		case "proto":
 			if h.proto, err = scheme(value); err != nil {
-				return hop{}, err
+				h.protoErr = fmt.Errorf("Forwarded: %w", err)
 			}
 		}
 	}
@@ -367,6 +367,14 @@ func xfProto(values []string, n, total int) (string, error) {
 	if len(values) == 0 {
 		return "", nil
 	}
+	s, err := xfProtoList(values, n, total)
+	if err != nil {
+		return "", fmt.Errorf("X-Forwarded-Proto: %w", err)
+	}
+	return s, nil
+}
+
+func xfProtoList(values []string, n, total int) (string, error) {
 	var elems []string
 	for _, v := range values {
 		if len(v) > MaxHeaderBytes {
