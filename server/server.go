@@ -110,7 +110,7 @@ func (s *Server) open() error {
 		return err
 	}
 	opts := store.Options{MaxSize: int64(cfg.MaxBody), Logger: s.log, Sinks: sinks(cfg), IndexURL: cfg.Index.URL,
-		Quotas: cfg.StoreQuotas()}
+		BlobGrace: time.Duration(cfg.Index.BlobGrace), Quotas: cfg.StoreQuotas()}
 	if backend != nil {
 		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
 		if c := cfg.Cluster; c.AdvertiseURL != "" {

@@ -91,9 +91,16 @@ type Limits struct {
 // PostgreSQL database that every node of a cluster shares.
 type Index struct {
 	URL string `toml:"url"`
+	// BlobGrace is how long a replaced or deleted object's blob stays in
+	// the backend once no object names it, so that a node still streaming
+	// the old version finishes (docs/cluster.md). Shared index only.
+	BlobGrace Duration `toml:"blob_grace"`
 }
 
 func (x Index) validate() error {
+	if x.BlobGrace < Duration(time.Minute) {
+		return keyErr("index.blob_grace", "want 1m or more (longer than any download of an old version takes), got %v", time.Duration(x.BlobGrace))
+	}
 	if x.URL == "" {
 		return nil
 	}
@@ -226,6 +233,7 @@ func Default() Config {
 			MaxFetchMeta:    16 << 10,
 		},
 		Metrics: Metrics{AllowFrom: []string{}},
+		Index:   Index{BlobGrace: Duration(10 * time.Minute)},
 		Kazoo:   kazoo.DefaultConfig(),
 		DAV:     dav.DefaultConfig(),
 		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool},

@@ -145,6 +145,7 @@ func TestEveryKeyNamesItselfAndItsLine(t *testing.T) {
 		{"[index]\nurl = \"mysql://u:hunter2@db/x\"\n", "2: index.url: want a PostgreSQL URL"},
 		{"[index]\nurl = \"postgres://u:hunter2@db/x\"\n", "2: index.url: a shared index needs a storage backend"},
 		{"[storage]\nbackend = \"azblob\"\n[plugins]\ndir = \"/x\"\n[plugin.azblob]\nsha256 = \"" + sha + "\"\n[index]\nurl = \"postgres://db/x\"\n", "8: index.url: in spool mode"},
+		{"[index]\nblob_grace = \"30s\"\n", "2: index.blob_grace: want 1m or more"},
 	}
 	for _, tt := range tests {
 		p := filepath.Join(t.TempDir(), "cfg.toml")
