@@ -25,6 +25,7 @@ import (
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
+	"github.com/attachd/attachd/server/tlsconf"
 )
 
 // Config is the whole configuration. The zero value of every field is
@@ -47,6 +48,7 @@ type Config struct {
 	Metrics Metrics            `toml:"metrics"`
 	Index   Index              `toml:"index"`
 	Cluster Cluster            `toml:"cluster"`
+	TLS     TLS                `toml:"tls"`
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
 	Users   []User             `toml:"users"`
@@ -145,6 +147,51 @@ func (c Cluster) validate() error {
 	return nil
 }
 
+// TLS serves HTTPS with a certificate and key in PEM files, and asks
+// clients for a certificate of client_ca_file if it is set. A reload
+// (SIGHUP) reads the files again; so does a change of the files.
+type TLS struct {
+	CertFile      string   `toml:"cert_file"`
+	KeyFile       string   `toml:"key_file"`
+	ClientCAFile  string   `toml:"client_ca_file"`
+	WatchInterval Duration `toml:"watch_interval"` // how often the files are checked for a change; 0: on SIGHUP only
+}
+
+// Enabled reports whether attachd serves HTTPS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Files returns the PEM files.
+func (t TLS) Files() tlsconf.Files {
+	return tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
+}
+
+// validate checks that the files are both set or both unset, and that they
+// load: a server that would fail its first handshake does not start.
+func (t TLS) validate() error {
+	if t.WatchInterval < 0 {
+		return keyErr("tls.watch_interval", "must not be negative (0 turns the check off)")
+	}
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		if t.ClientCAFile != "" {
+			return keyErr("tls.client_ca_file", "needs tls.cert_file and tls.key_file: client certificates are asked for over TLS")
+		}
+		return nil
+	case t.CertFile == "":
+		return keyErr("tls.cert_file", "must be set with tls.key_file")
+	case t.KeyFile == "":
+		return keyErr("tls.key_file", "must be set with tls.cert_file")
+	}
+	if err := tlsconf.Load(t.Files()); err != nil {
+		var fe *tlsconf.FileError
+		if errors.As(err, &fe) {
+			return keyErr("tls."+fe.Field, "%q: %v", fe.Path, fe.Err)
+		}
+		return keyErr("tls", "%v", err)
+	}
+	return nil
+}
+
 // Metrics protects /metrics.
 type Metrics struct {
 	AllowFrom []string `toml:"allow_from"` // addresses or CIDRs that may scrape; empty: loopback only
@@ -234,6 +281,7 @@ func Default() Config {
 		},
 		Metrics: Metrics{AllowFrom: []string{}},
 		Index:   Index{BlobGrace: Duration(10 * time.Minute)},
+		TLS:     TLS{WatchInterval: Duration(5 * time.Second)},
 		Kazoo:   kazoo.DefaultConfig(),
 		DAV:     dav.DefaultConfig(),
 		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool},
@@ -372,6 +420,9 @@ func (c *Config) Validate() error {
 		return keyErr("cluster.advertise_url", "a cluster needs a storage backend every node shares: set [storage] backend")
 	}
 	if err := c.Index.validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.validate(); err != nil {
 		return err
 	}
 	if c.Index.URL != "" && !c.Storage.Remote() {
