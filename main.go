@@ -176,10 +176,14 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Level))
+	return newLoggerAt(cfg.Format, server.Level(cfg.Level), w)
+}
+
+// newLoggerAt returns a logger writing in format at level: a *slog.LevelVar
+// lets a reload change it.
+func newLoggerAt(format string, level slog.Leveler, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -190,36 +194,51 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, c.App.ErrWriter)
+	level := new(slog.LevelVar)
+	level.Set(server.Level(cfg.Log.Level))
+	log := newLoggerAt(cfg.Log.Format, level, c.App.ErrWriter)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// SIGHUP's default action is to exit: an operator expecting a reload
-	// would stop the server instead. Say what it does instead.
+	// Caught from the start: SIGHUP's default action would end the
+	// process. One sent while starting is handled once started.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-hup:
-				log.Warn("SIGHUP ignored: reloading the configuration is not supported yet; restart attachd to apply changes")
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	server.ConfigPath = c.String("config")
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
 	}
+	srv.LogLevel = level
+	go reloadOnHUP(ctx, c, srv, log, hup)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		srv.Store().Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// reloadOnHUP reads the configuration again (the file, then the flags) at
+// each SIGHUP and applies it to srv, until ctx ends. A configuration that
+// does not load or apply changes nothing.
+func reloadOnHUP(ctx context.Context, c *cli.Context, srv *server.Server, log *slog.Logger, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("SIGHUP: reloading the configuration", "config", c.String("config"))
+		cfg, err := loadConfig(c)
+		if err == nil {
+			err = srv.Reload(cfg)
+		}
+		if err != nil {
+			log.Error("reload refused; still serving the previous configuration", "err", err)
+		}
+	}
 }
 
 func hashPassword(c *cli.Context) error {

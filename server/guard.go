@@ -79,7 +79,7 @@ func (b *slowBody) Close() error { return b.body.Close() }
 
 // limitBody puts a slowBody around r's body, if it has one.
 func (s *Server) limitBody(w http.ResponseWriter, r *http.Request) {
-	l := s.cfg.Limits
+	l := s.now().cfg.Limits
 	if r.Body == nil || r.Body == http.NoBody || (l.BodyIdleTimeout <= 0 && l.MinBodyRate <= 0) {
 		return
 	}
@@ -95,8 +95,8 @@ func isUpload(r *http.Request) bool {
 // limitUploads answers 503 to an upload past max_uploads at once: each holds
 // a temporary file, a goroutine and buffers until it ends.
 func (s *Server) limitUploads(next http.Handler) http.Handler {
-	max := int64(s.cfg.Limits.MaxUploads)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		max := int64(s.now().cfg.Limits.MaxUploads)
 		if max <= 0 || !isUpload(r) {
 			next.ServeHTTP(w, r)
 			return

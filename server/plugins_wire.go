@@ -84,7 +84,7 @@ func (s *Server) startHooks() error {
 		Store: s.store, Hooks: hs, Log: s.log,
 
 		Settings: func(name string) hooks.Settings {
-			h := s.cfg.HookSettings(name)
+			h := s.now().cfg.HookSettings(name)
 			return hooks.Settings{Concurrency: h.Concurrency, Timeout: time.Duration(h.Timeout),
 				MaxAttempts: h.MaxAttempts, MaxAge: time.Duration(h.MaxAge),
 				MinBackoff: time.Duration(h.MinBackoff), MaxBackoff: time.Duration(h.MaxBackoff)}

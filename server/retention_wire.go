@@ -7,20 +7,21 @@ import (
 	"github.com/attachd/attachd/server/retention"
 )
 
-// startRetention starts the retention sweeper (docs/retention.md) if any
-// [[retention]] rule is set and [retention_sweep] rate is not negative. It
-// deletes through the store, so every delete queues its attachment.deleted
-// events, with the reason "retention".
+// startRetention starts the retention sweeper (docs/retention.md). It
+// sweeps while any [[retention]] rule is set and [retention_sweep] rate is
+// not negative, and otherwise waits for a reload to set some. It deletes
+// through the store, so every delete queues its attachment.deleted events,
+// with the reason "retention".
 func (s *Server) startRetention(ctx context.Context, wg *sync.WaitGroup) {
-	if len(s.cfg.Retention) == 0 || s.cfg.RetentionSweep.Settings().Rate < 0 {
-		return
+	cfg := s.now().cfg
+	var p *retention.Policy
+	if len(cfg.Retention) > 0 {
+		var err error
+		if p, err = retention.NewPolicy(cfg.Retention, cfg.Hold); err != nil { // Load validated them already
+			s.log.Error("retention: no rules applied", "err", err)
+		}
 	}
-	p, err := retention.NewPolicy(s.cfg.Retention, s.cfg.Hold)
-	if err != nil { // Load validated them already
-		s.log.Error("retention: sweeper not started", "err", err)
-		return
-	}
-	sw := &retention.Sweeper{Policy: p, Store: s.store, Sweep: s.cfg.RetentionSweep, Log: s.log,
+	sw := &retention.Sweeper{Policy: p, Store: s.store, Sweep: cfg.RetentionSweep, Log: s.log,
 		// In a cluster, one node at a time: the others find the lease
 		// taken and wait for their next interval.
 		Lease: func(ctx context.Context) (func(), bool) {
@@ -31,6 +32,9 @@ func (s *Server) startRetention(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			return release, ok
 		}}
+	s.reloadMu.Lock()
+	s.sweeper = sw // a reload from now on sets its rules
+	s.reloadMu.Unlock()
 	wg.Add(1)
 	go func() { defer wg.Done(); sw.Run(ctx) }()
 }

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,15 +33,16 @@ import (
 	"github.com/attachd/attachd/server/forwarded"
 	"github.com/attachd/attachd/server/hooks"
 	"github.com/attachd/attachd/server/kazoo"
+	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
+	"github.com/attachd/attachd/server/tlsconf"
 )
 
 // Server is a running attachd.
 type Server struct {
-	cfg   config.Config
+	cfg   config.Config // as started; what a reload changes is in live
 	log   *slog.Logger
 	store *store.Store
-	auth  *auth.Authenticator
 	kazoo *kazoo.Handler
 	dav   *dav.Handler
 	reg   *prometheus.Registry
@@ -59,25 +61,31 @@ type Server struct {
 	publicHost   string                            // host of public_url, a same-origin Origin too
 	publicScheme string                            // its scheme
 	proxies      atomic.Pointer[forwarded.Proxies] // trusted_proxies; swapped whole on reload
-	metricsAllow auth.AllowList                    // [metrics] allow_from; empty: loopback only
+
+	// What a reload replaces (reload.go): each request reads it once.
+	live     atomic.Pointer[live]
+	reloadMu sync.Mutex // one reload at a time
+	tls      *tlsconf.Holder
+	sweeper  *retention.Sweeper
+	// LogLevel, if set, is the level of the logger the server was given;
+	// a reload sets it to [log] level.
+	LogLevel *slog.LevelVar
 }
 
 // New validates cfg, opens the data directory and builds the handlers. It
 // refuses a configuration that would expose the store to the network without
 // authentication.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
-	a, err := auth.New(accounts(cfg.Users), cfg.AllowFrom)
+	l, err := newLive(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	if !a.Enabled() && !cfg.AllowAnonymous && !isLoopback(cfg.Listen) {
-		return nil, fmt.Errorf("refusing to listen on %s without authentication: add [[users]] "+
-			"(passwords from `attachd hash-password`), listen on a loopback address, or set allow_anonymous = true", cfg.Listen)
-	}
-	a.LimitFailures(cfg.Limits.AuthFailures)
-	s := &Server{cfg: cfg, log: log, auth: a, reg: prometheus.NewRegistry()}
-	if s.metricsAllow, err = auth.ParseAllowList(cfg.Metrics.AllowFrom); err != nil {
-		return nil, fmt.Errorf("metrics.allow_from: %w", err)
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.live.Store(l)
+	if cfg.TLS.Enabled() {
+		if s.tls, err = tlsconf.New(cfg.TLS.Files(), log); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
 	}
 	if err := s.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted_proxies: %w", err)
@@ -226,7 +234,7 @@ func (s *Server) Handler() http.Handler {
 		case p == "/healthz" || p == "/readyz":
 			// Local probes (systemd, a container's health check) always
 			// pass; allow_from holds for every other client.
-			if !auth.IsLoopback(r.RemoteAddr) && !s.auth.AddressAllowed(r.RemoteAddr) {
+			if !auth.IsLoopback(r.RemoteAddr) && !s.now().auth.AddressAllowed(r.RemoteAddr) {
 				http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
 				return
 			}
@@ -241,7 +249,7 @@ func (s *Server) Handler() http.Handler {
 			}
 		case s.cfg.Cluster.Secret != "" && strings.HasPrefix(p, peerPrefix):
 			// Another node reading this one's spool (cluster.go).
-			if !s.auth.AddressAllowed(r.RemoteAddr) {
+			if !s.now().auth.AddressAllowed(r.RemoteAddr) {
 				http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
 				return
 			}
@@ -266,21 +274,22 @@ func (s *Server) Handler() http.Handler {
 // (loopback only when empty), then the [metrics] user's login if one is set.
 // Otherwise it answers the request and returns false.
 func (s *Server) metricsAllowed(w http.ResponseWriter, r *http.Request) bool {
-	addrOK := s.auth.AddressAllowed(r.RemoteAddr)
-	if len(s.metricsAllow) == 0 {
+	l := s.now()
+	addrOK := l.auth.AddressAllowed(r.RemoteAddr)
+	if len(l.metricsAllow) == 0 {
 		addrOK = addrOK && auth.IsLoopback(r.RemoteAddr)
 	} else {
-		addrOK = addrOK && s.metricsAllow.Contains(r.RemoteAddr)
+		addrOK = addrOK && l.metricsAllow.Contains(r.RemoteAddr)
 	}
 	if !addrOK {
 		http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
 		return false
 	}
-	name := s.cfg.Metrics.User
+	name := l.cfg.Metrics.User
 	if name == "" {
 		return true
 	}
-	u, err := s.auth.Authenticate(r)
+	u, err := l.auth.Authenticate(r)
 	if err == nil && u.Name == name {
 		return true
 	}
@@ -293,7 +302,7 @@ func (s *Server) metricsAllowed(w http.ResponseWriter, r *http.Request) bool {
 // of another site.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.auth.AddressAllowed(r.RemoteAddr) {
+		if !s.now().auth.AddressAllowed(r.RemoteAddr) {
 			http.Error(w, "forbidden: client address not allowed", http.StatusForbidden)
 			return
 		}
@@ -310,7 +319,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 // the user in the request's context.
 func (s *Server) authenticate(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, err := s.auth.Authenticate(r)
+		u, err := s.now().auth.Authenticate(r)
 		switch {
 		case errors.Is(err, auth.ErrAddress):
 			http.Error(w, "forbidden", http.StatusForbidden)
@@ -436,7 +445,7 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.m.observe(route, r.Method, rec.status, r.ContentLength, rec.bytes, d)
-		if s.cfg.Log.Access {
+		if s.now().cfg.Log.Access {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("id", id), slog.String("route", route), slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.Int("status", rec.status),
@@ -462,6 +471,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// accept queue until one closes.
 		ln = newLimitListener(ln, n)
 	}
+	if s.tls != nil {
+		// Inside the limit: a handshake holds a connection as a request does.
+		ln = tls.NewListener(ln, s.tls.Config())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	bg, stopBG := context.WithCancel(context.Background())
@@ -479,6 +492,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { defer bgDone.Done(); s.store.CollectBlobs(bg) }()
 	}
 	s.startRetention(bg, &bgDone)
+	if s.tls != nil {
+		bgDone.Add(1)
+		go func() { defer bgDone.Done(); s.tls.Watch(bg, time.Duration(s.cfg.TLS.WatchInterval)) }()
+	}
 	// Objects whose bytes a switch of backend left behind (stranded.go).
 	bgDone.Add(1)
 	go func() { defer bgDone.Done(); s.checkStranded(bg) }()
@@ -491,7 +508,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.closePlugins()
 	}()
 	s.ready.Store(true)
-	s.log.Info("attachd listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	if s.tls != nil {
+		s.log.Info("attachd listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "tls", true,
+			"serial", s.tls.Serial(), "client_certificates", s.cfg.TLS.ClientCAFile != "")
+	} else {
+		s.log.Info("attachd listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "tls", false)
+	}
 	select {
 	case err := <-errc:
 		s.ready.Store(false)

@@ -127,6 +127,15 @@ func (a *Authenticator) LimitFailures(perMinute int) {
 	}
 }
 
+// KeepFailures makes a count failed logins on from old's count, if both
+// limit them: a new Authenticator built by a reload (SIGHUP) must not
+// forgive an attacker's failures so far.
+func (a *Authenticator) KeepFailures(old *Authenticator) {
+	if a.failures != nil && old != nil && old.failures != nil && old.failures.perMinute == a.failures.perMinute {
+		a.failures = old.failures
+	}
+}
+
 // AllowList is a list of client address prefixes.
 type AllowList []netip.Prefix
 

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -110,6 +111,9 @@ type serverOptions struct {
 	Config  *config // nil: no --config
 	DataDir string  // "": a fresh temporary directory
 	WorkDir string  // "": a fresh temporary directory
+	// TLS, for a server configured with [tls], is how clients of the
+	// suite reach it (its CA, a client certificate); nil: plain HTTP.
+	TLS *tls.Config
 }
 
 // A server is one running attachd process.
@@ -121,6 +125,8 @@ type server struct {
 	cfgPath string
 	proc    *process
 	listen  string // the address to listen on, or "" for a free port
+
+	tlsClient *tls.Config // serverOptions.TLS
 
 	// In a cluster run (ATTACHD_E2E_NODES), the nodes behind Addr, which is
 	// then a round-robin proxy; proc is nil.
@@ -160,7 +166,7 @@ func (b *tailBuffer) String() string {
 // startServer starts attachd and waits until /readyz answers 200.
 func startServer(t testing.TB, opts serverOptions) *server {
 	t.Helper()
-	s := &server{DataDir: opts.DataDir, workDir: opts.WorkDir}
+	s := &server{DataDir: opts.DataDir, workDir: opts.WorkDir, tlsClient: opts.TLS}
 	if s.DataDir == "" {
 		s.DataDir = filepath.Join(t.TempDir(), "data")
 	}
@@ -236,7 +242,7 @@ func (s *server) start(t testing.TB) {
 // waitReady polls GET /readyz until it answers 200, the process exits or
 // the deadline passes.
 func (s *server) waitReady(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := s.httpClient(time.Second)
 	deadline := time.Now().Add(limit)
 	for {
 		select {
@@ -244,7 +250,7 @@ func (s *server) waitReady(limit time.Duration) error {
 			return fmt.Errorf("exited before ready: %v", s.proc.err)
 		default:
 		}
-		resp, err := client.Get("http://" + s.Addr + "/readyz")
+		resp, err := client.Get(s.baseURL() + "/readyz")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -257,6 +263,31 @@ func (s *server) waitReady(limit time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// baseURL is the server's http:// or https:// URL, without a slash.
+func (s *server) baseURL() string {
+	if s.tlsClient != nil {
+		return "https://" + s.Addr
+	}
+	return "http://" + s.Addr
+}
+
+// httpClient returns a client for the server, over TLS if it serves it.
+func (s *server) httpClient(timeout time.Duration) *http.Client {
+	if s.tlsClient == nil {
+		return &http.Client{Timeout: timeout}
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: s.tlsClient.Clone()}}
+}
+
+// dial connects to the server, with a TLS handshake if it serves TLS.
+func (s *server) dial(timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if s.tlsClient != nil {
+		return tls.DialWithDialer(d, "tcp", s.Addr, s.tlsClient)
+	}
+	return d.Dial("tcp", s.Addr)
 }
 
 // cleanup stops the process if it still runs: SIGTERM, then SIGKILL after
@@ -367,7 +398,7 @@ func requestMethod(raw []byte) string {
 func (s *server) exchange(t testing.TB, head []byte, body io.Reader, timeout time.Duration) (*http.Response, error) {
 	t.Helper()
 	head = rewriteHost(t, head, s.Addr)
-	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	conn, err := s.dial(5 * time.Second)
 	if err != nil {
 		return nil, err
 	}

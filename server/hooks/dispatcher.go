@@ -31,7 +31,7 @@ func Sink(name string) string { return "hook:" + name }
 type Dispatcher struct {
 	Store    *store.Store
 	Hooks    map[string]Hook
-	Settings func(name string) Settings
+	Settings func(name string) Settings // read before each batch, so it may change
 	Log      *slog.Logger
 	// Delivered is called after each attempt (for metrics); may be nil.
 	Delivered func(hook string, outcome Outcome, err error)
@@ -84,7 +84,6 @@ const coalesce = 20 * time.Millisecond
 const batch = 64
 
 func (d *Dispatcher) run(ctx context.Context, name string, wake <-chan struct{}) {
-	set := d.Settings(name)
 	poll := d.PollInterval
 	if poll <= 0 {
 		poll = time.Second
@@ -93,6 +92,8 @@ func (d *Dispatcher) run(ctx context.Context, name string, wake <-chan struct{})
 	defer tick.Stop()
 	sink := Sink(name)
 	for ctx.Err() == nil {
+		// Read for each batch: a reload (SIGHUP) changes them.
+		set := d.Settings(name)
 		// A delivery cannot outlive its timeout, so a lease a little longer
 		// is never taken from a live dispatcher.
 		claimed, err := d.Store.ClaimDeliveries(ctx, sink, max(batch, set.Concurrency), set.Timeout+5*time.Second)

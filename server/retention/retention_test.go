@@ -326,3 +326,53 @@ func TestPropertyHold(t *testing.T) {
 		t.Errorf("held by its own property, yet: %v", err)
 	}
 }
+
+// TestSweeperSet: a sweeper started without rules sweeps once Set gives it
+// some, and stops when Set takes them away (a reload).
+func TestSweeperSet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, k := range []string{"a/x", "b/x"} {
+		if _, err := st.Put(ctx, k, strings.NewReader("x"), store.Info{Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swept := make(chan Report, 100)
+	s := &Sweeper{Store: st, Sweep: Sweep{Interval: Age(10 * time.Millisecond)},
+		Now: func() time.Time { return time.Now().Add(2 * time.Hour) }, Swept: func(r Report, _ error) { swept <- r }}
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	if len(swept) != 0 {
+		t.Fatal("a sweeper without rules swept")
+	}
+	p, _ := NewPolicy([]Rule{{Prefix: "/a", MaxAge: Age(time.Hour)}}, nil)
+	s.Set(p, Sweep{Interval: Age(10 * time.Millisecond)})
+	select {
+	case r := <-swept:
+		if r.Deleted() != 1 {
+			t.Fatalf("swept %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sweep after Set")
+	}
+	if _, err := st.Stat(ctx, "b/x"); err != nil {
+		t.Fatalf("b/x, under no rule: %v", err)
+	}
+	s.Set(nil, Sweep{})
+	time.Sleep(50 * time.Millisecond) // a sweep in progress ends
+	for len(swept) > 0 {
+		<-swept
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(swept); n != 0 {
+		t.Errorf("%d sweeps after the rules were taken away", n)
+	}
+	cancel()
+	<-done
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/attachd/attachd/server/store"
@@ -211,14 +212,45 @@ type Sweeper struct {
 	Lease func(ctx context.Context) (release func(), ok bool)
 	// Swept, if set, is called after each sweep (tests).
 	Swept func(Report, error)
+
+	mu   sync.Mutex    // guards Policy and Sweep once Run has started
+	wake chan struct{} // Set's signal to Run
+}
+
+// Set replaces the policy and the settings while the sweeper runs (a
+// reload): a sweep in progress ends under the old rules, the next one
+// follows the new, and starts within the new interval. A nil policy, or
+// no rules, or a negative rate, stops sweeping until the next Set.
+func (s *Sweeper) Set(p *Policy, sw Sweep) {
+	s.mu.Lock()
+	s.Policy, s.Sweep = p, sw
+	wake := s.wakeChan()
+	s.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sweeper) wakeChan() chan struct{} {
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
+}
+
+// current returns the policy and settings, and whether they sweep at all.
+func (s *Sweeper) current() (*Policy, Sweep, chan struct{}, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.Sweep.Settings()
+	on := set.Rate >= 0 && s.Policy != nil && len(s.Policy.Rules) > 0
+	return s.Policy, set, s.wakeChan(), on
 }
 
 // Run sweeps once soon after start, then every interval, until ctx ends.
+// With nothing to sweep it waits for Set.
 func (s *Sweeper) Run(ctx context.Context) {
-	set := s.Sweep.Settings()
-	if set.Rate < 0 || s.Policy == nil || len(s.Policy.Rules) == 0 {
-		return
-	}
 	log, now := s.Log, s.Now
 	if log == nil {
 		log = slog.Default()
@@ -226,38 +258,57 @@ func (s *Sweeper) Run(ctx context.Context) {
 	if now == nil {
 		now = time.Now
 	}
-	wait := min(time.Duration(set.Interval), 5*time.Second) // first sweep: once start-up has settled
+	_, first, _, _ := s.current()
+	wait := min(time.Duration(first.Interval), 5*time.Second) // first sweep: once start-up has settled
 	for {
+		p, set, wake, on := s.current()
 		t := time.NewTimer(wait)
+		if !on {
+			t.Stop() // nothing to sweep: wait for Set
+		}
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-wake:
+			t.Stop()
+			// New rules: the first sweep under them as soon as after a start.
+			_, next, _, _ := s.current()
+			wait = min(time.Duration(next.Interval), 5*time.Second)
+			continue
 		case <-t.C:
 		}
 		wait = time.Duration(set.Interval)
-		release := func() {}
-		if s.Lease != nil {
-			var ok bool
-			if release, ok = s.Lease(ctx); !ok {
-				log.Debug("retention: another node is sweeping")
-				continue
-			}
-		}
-		start := time.Now()
-		rep, err := s.Policy.Run(ctx, s.Store, now, set.Rate, log)
-		release()
+		s.sweep(ctx, p, set, now, log)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			log.Warn("retention sweep failed", "err", err)
-		} else if rep.Deleted() > 0 || rep.Errors > 0 {
-			log.Info("retention sweep", "scanned", rep.Scanned, "deleted", rep.Deleted(), "held", rep.Held,
-				"errors", rep.Errors, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// sweep makes one sweep, if the lease (if any) is granted.
+func (s *Sweeper) sweep(ctx context.Context, p *Policy, set Sweep, now func() time.Time, log *slog.Logger) {
+	release := func() {}
+	if s.Lease != nil {
+		var ok bool
+		if release, ok = s.Lease(ctx); !ok {
+			log.Debug("retention: another node is sweeping")
+			return
 		}
-		if s.Swept != nil {
-			s.Swept(rep, err)
-		}
+	}
+	start := time.Now()
+	rep, err := p.Run(ctx, s.Store, now, set.Rate, log)
+	release()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("retention sweep failed", "err", err)
+	} else if rep.Deleted() > 0 || rep.Errors > 0 {
+		log.Info("retention sweep", "scanned", rep.Scanned, "deleted", rep.Deleted(), "held", rep.Held,
+			"errors", rep.Errors, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if s.Swept != nil {
+		s.Swept(rep, err)
 	}
 }

@@ -7,6 +7,7 @@ package tlsconf
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -40,21 +41,29 @@ type FileError struct {
 func (e *FileError) Error() string { return fmt.Sprintf("%s %q: %v", e.Field, e.Path, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
 
-// stamp tells whether a file changed since it was read, without reading it.
-type stamp struct {
-	mod  time.Time
-	size int64
-}
+// stamp tells whether a file changed since it was read: the SHA-256 of
+// its contents. Not its modification time and size: the time has the
+// granularity of a kernel tick, and a renewed certificate is often the
+// size of the old one. The files are a few kilobytes; reading them every
+// few seconds costs nothing.
+type stamp [sha256.Size]byte
 
-func stampOf(path string) stamp {
-	if path == "" {
-		return stamp{}
+// missing is the stamp of a file that cannot be read.
+var missing = stamp{1}
+
+// readAll reads the files, and stamps what it read.
+func readAll(f Files) (data [3][]byte, stamps [3]stamp, errs [3]error) {
+	for i, path := range []string{f.CertFile, f.KeyFile, f.ClientCAFile} {
+		if path == "" {
+			continue
+		}
+		data[i], errs[i] = os.ReadFile(path)
+		stamps[i] = sha256.Sum256(data[i])
+		if errs[i] != nil {
+			stamps[i] = missing
+		}
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{size: -1} // gone: a change, tried and logged once
-	}
-	return stamp{fi.ModTime(), fi.Size()}
+	return data, stamps, errs
 }
 
 // state is one loaded configuration: what a new connection gets.
@@ -67,25 +76,33 @@ type state struct {
 
 // Load reads and checks the files, as New and Reload would.
 func Load(f Files) error {
-	_, err := load(f)
+	_, _, err := load(f)
 	return err
 }
 
-func load(f Files) (*state, error) {
-	st := &state{files: f, stamps: stamps(f)}
-	certPEM, err := os.ReadFile(f.CertFile)
-	if err != nil {
-		return nil, &FileError{"cert_file", f.CertFile, err}
+// load reads the files and builds what connections get; it returns the
+// stamps of what it read, whether it loads or not.
+func load(f Files) (*state, [3]stamp, error) {
+	data, stamps, errs := readAll(f)
+	st, err := parse(f, data, errs)
+	if st != nil {
+		st.stamps = stamps
 	}
-	keyPEM, err := os.ReadFile(f.KeyFile)
-	if err != nil {
-		return nil, &FileError{"key_file", f.KeyFile, err}
+	return st, stamps, err
+}
+
+func parse(f Files, data [3][]byte, errs [3]error) (*state, error) {
+	if errs[0] != nil {
+		return nil, &FileError{"cert_file", f.CertFile, errs[0]}
 	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if errs[1] != nil {
+		return nil, &FileError{"key_file", f.KeyFile, errs[1]}
+	}
+	cert, err := tls.X509KeyPair(data[0], data[1])
 	if err != nil {
 		return nil, &FileError{"key_file", f.KeyFile, fmt.Errorf("with cert_file %q: %w", f.CertFile, err)}
 	}
-	st.leaf = cert.Leaf
+	st := &state{files: f, leaf: cert.Leaf}
 	st.conf = &tls.Config{
 		MinVersion:   MinVersion,
 		Certificates: []tls.Certificate{cert},
@@ -94,22 +111,17 @@ func load(f Files) (*state, error) {
 		NextProtos: []string{"http/1.1"},
 	}
 	if f.ClientCAFile != "" {
-		caPEM, err := os.ReadFile(f.ClientCAFile)
-		if err != nil {
-			return nil, &FileError{"client_ca_file", f.ClientCAFile, err}
+		if errs[2] != nil {
+			return nil, &FileError{"client_ca_file", f.ClientCAFile, errs[2]}
 		}
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
+		if !pool.AppendCertsFromPEM(data[2]) {
 			return nil, &FileError{"client_ca_file", f.ClientCAFile, errors.New("no PEM certificate in it")}
 		}
 		st.conf.ClientCAs = pool
 		st.conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return st, nil
-}
-
-func stamps(f Files) [3]stamp {
-	return [3]stamp{stampOf(f.CertFile), stampOf(f.KeyFile), stampOf(f.ClientCAFile)}
 }
 
 // Holder serves the current certificate and client CAs to each new
@@ -127,7 +139,7 @@ func New(f Files, log *slog.Logger) (*Holder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := load(f)
+	st, _, err := load(f)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +171,9 @@ func (h *Holder) Reload(f Files) error {
 }
 
 func (h *Holder) reload(f Files) error {
-	st, err := load(f)
+	st, stamps, err := load(f)
 	if err != nil {
-		h.failed = stamps(f)
+		h.failed = stamps
 		return err
 	}
 	old := h.cur.Swap(st)
@@ -173,8 +185,7 @@ func (h *Holder) reload(f Files) error {
 	return nil
 }
 
-// Watch checks the files' modification times and sizes every interval
-// until ctx ends, and reloads them when they change. A change that does not
+// Watch reads the files every interval until ctx ends, and reloads them when they change. A change that does not
 // load (a key not yet written beside its new certificate) is logged once
 // and tried again at the files' next change.
 func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
@@ -199,7 +210,7 @@ func (h *Holder) check() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cur := h.cur.Load()
-	now := stamps(cur.files)
+	_, now, _ := readAll(cur.files)
 	if now == cur.stamps || now == h.failed {
 		return
 	}
