@@ -51,7 +51,7 @@ func apply(cur, next config.Config) config.Config {
 	c := cur
 	c.Users, c.AllowFrom, c.AllowAnonymous = next.Users, next.AllowFrom, next.AllowAnonymous
 	c.TrustedProxies = next.TrustedProxies
-	c.Metrics = next.Metrics
+	c.Metrics.AllowFrom, c.Metrics.User = next.Metrics.AllowFrom, next.Metrics.User
 	c.Log.Level, c.Log.Access = next.Log.Level, next.Log.Access
 	c.Limits.AuthFailures, c.Limits.MaxUploads = next.Limits.AuthFailures, next.Limits.MaxUploads
 	c.Limits.BodyIdleTimeout, c.Limits.MinBodyRate = next.Limits.BodyIdleTimeout, next.Limits.MinBodyRate
