@@ -58,6 +58,12 @@ type Index interface {
 	// Usage returns the total Size and the number of the objects Walk
 	// would visit below the folder prefix ("" for all), in one read.
 	Usage(ctx context.Context, prefix string) (bytes, objects int64, err error)
+	// Search returns the objects q selects, newest first (see Query), in
+	// one read of the derived columns: no object's metadata is parsed.
+	Search(ctx context.Context, q Query) ([]Hit, error)
+	// Groups returns the accounts of the objects below the folder under,
+	// or, with account set, that account's mailboxes, in value order.
+	Groups(ctx context.Context, under, account string) ([]Group, error)
 
 	// Update runs fn in one write transaction, committed if fn returns nil
 	// and rolled back otherwise; fn's error is returned as it is. ctx's

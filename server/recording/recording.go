@@ -7,6 +7,7 @@ package recording
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -108,4 +109,60 @@ func Time(meta map[string]any) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// Kazoo document types, as DocType names them.
+const (
+	Voicemail     = "mailbox_message"
+	CallRecording = "call_recording"
+	Fax           = "fax"
+)
+
+// DocType tells what Kazoo document an object is the attachment of, from its
+// key's last segment (name), its content type and its metadata m: Voicemail,
+// CallRecording, Fax, or "" if nothing says. Kazoo sends no document type
+// (it strips pvt_type from the document), so this reads the marks each kind
+// leaves (docs/kazoo.md): a recording's call and recording ids, a
+// voicemail's mailbox or folder, a fax's TIFF or received_file_ name.
+func DocType(name, contentType string, m map[string]any) string {
+	ct, _, _ := strings.Cut(contentType, ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	src := func(keys ...string) bool {
+		for _, s := range Sources(m) {
+			for _, k := range keys {
+				if Field(s, k) != "" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch {
+	case strings.HasPrefix(name, "call_recording_") || src("recording_id", "cdr_id", "call_id"):
+		return CallRecording
+	case strings.HasPrefix(name, "received_file_") || ct == "image/tiff" || src("fax_id", "from_number", "to_number"):
+		return Fax
+	case src("mailbox", "folder", "vm_box") || sourceType(m) == "voicemail":
+		return Voicemail
+	}
+	return ""
+}
+
+func sourceType(m map[string]any) string {
+	if doc, ok := m["document"].(map[string]any); ok {
+		return Field(doc, "source_type")
+	}
+	return ""
+}
+
+// AccountFromKey finds the Kazoo account id in a key: the first segment
+// that is 32 hex digits, as {arg:account_id} leads Kazoo's default path
+// (docs/kazoo.md §2); "" if none is.
+func AccountFromKey(key string) string {
+	for _, seg := range strings.Split(key, "/") {
+		if len(seg) == 32 && strings.Trim(seg, "0123456789abcdefABCDEF") == "" {
+			return seg
+		}
+	}
+	return ""
 }

@@ -210,43 +210,13 @@ func under(key, prefix string) bool {
 	return prefix == "" || key == prefix || strings.HasPrefix(key, prefix+"/")
 }
 
-// DocType tells what Kazoo document an object is the attachment of, from its
-// metadata, key and content type: "mailbox_message", "call_recording",
-// "fax", or "" if nothing says. Kazoo sends no document type (it strips
-// pvt_type from the document), so this reads the marks each kind leaves
-// (docs/kazoo.md): a recording's call and recording ids, a voicemail's
-// mailbox or folder, a fax's TIFF or received_file_ name.
+// DocType tells what Kazoo document an object is the attachment of:
+// "mailbox_message", "call_recording", "fax", or "" if nothing says
+// (recording.DocType).
 func DocType(o store.Object) string {
 	var m map[string]any
 	json.Unmarshal(o.Meta, &m)
-	name := o.Key[strings.LastIndexByte(o.Key, '/')+1:]
-	ct := mediaType(o.ContentType)
-	src := func(keys ...string) bool {
-		for _, s := range recording.Sources(m) {
-			for _, k := range keys {
-				if recording.Field(s, k) != "" {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	switch {
-	case strings.HasPrefix(name, "call_recording_") || src("recording_id", "cdr_id", "call_id"):
-		return "call_recording"
-	case strings.HasPrefix(name, "received_file_") || ct == "image/tiff" || src("fax_id", "from_number", "to_number"):
-		return "fax"
-	case src("mailbox", "folder", "vm_box") || sourceType(m) == "voicemail":
-		return "mailbox_message"
-	}
-	return ""
-}
-
-func sourceType(m map[string]any) string {
-	if doc, ok := m["document"].(map[string]any); ok {
-		return recording.Field(doc, "source_type")
-	}
-	return ""
+	return recording.DocType(o.Key[strings.LastIndexByte(o.Key, '/')+1:], o.ContentType, m)
 }
 
 func mediaType(ct string) string {

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Lookups", testLookups},
 		{"List", testList},
 		{"Usage", testUsage},
+		{"Search", testSearch},
 		{"ImpliedDirs", testImpliedDirs},
 		{"DeleteTree", testDeleteTree},
 		{"MoveTree", testMoveTree},

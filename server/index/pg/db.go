@@ -89,6 +89,10 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		x.pool.Close()
 		return nil, err
 	}
+	if err := x.backfillRecordings(ctx); err != nil {
+		x.pool.Close()
+		return nil, err
+	}
 	// The listener's first connection is made here, so that a subscriber
 	// hears every commit after Open returns.
 	lctx, stop := context.WithCancel(context.Background())

@@ -294,15 +294,17 @@ func (t *tx) PutObject(o index.Object) error {
 	parent := index.Parent(o.Key)
 	keys, parents := folders(parent)
 	_, err := t.exec(`WITH o AS (
-			INSERT INTO attachd_objects (`+objectCols+`, parent) VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+			INSERT INTO attachd_objects (`+objectCols+`, parent, `+recCols+`)
+			VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)
 			ON CONFLICT (key) DO UPDATE SET blob = excluded.blob, size = excluded.size, sha256 = excluded.sha256,
 			content_type = excluded.content_type, doc_id = excluded.doc_id, media_id = excluded.media_id,
 			meta = excluded.meta, props = excluded.props, created = excluded.created, updated = excluded.updated,
-			mtime = excluded.mtime)
+			mtime = excluded.mtime, `+recUpdate+`)
 		`+putDirsSQL,
-		keys, parents, o.Updated.UnixNano(),
-		o.Key, o.Blob, o.Size, o.SHA256, clean(o.ContentType), clean(o.DocID), clean(o.MediaID),
-		jsonOr(o.Meta), jsonOr(o.Props), o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent)
+		append([]any{keys, parents, o.Updated.UnixNano(),
+			o.Key, o.Blob, o.Size, o.SHA256, clean(o.ContentType), clean(o.DocID), clean(o.MediaID),
+			jsonOr(o.Meta), jsonOr(o.Props), o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent},
+			recArgs(index.Describe(o))...)...)
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}

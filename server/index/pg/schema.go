@@ -96,6 +96,23 @@ INSERT INTO attachd_version (version) VALUES (0);
 	`
 ALTER TABLE attachd_outbox ADD COLUMN reason text NOT NULL DEFAULT '';
 `,
+	// 3: what the voicemail browser searches (index.Recording), derived
+	// from each object's metadata when it is put; rec_v is the version of
+	// the rules it was derived with (0: not yet, backfilled after opening).
+	`
+ALTER TABLE attachd_objects
+	ADD COLUMN rec_v integer NOT NULL DEFAULT 0,
+	ADD COLUMN rec_at bigint NOT NULL DEFAULT 0,
+	ADD COLUMN rec_kind text NOT NULL DEFAULT '',
+	ADD COLUMN rec_account text COLLATE "C" NOT NULL DEFAULT '',
+	ADD COLUMN rec_mailbox text COLLATE "C" NOT NULL DEFAULT '',
+	ADD COLUMN rec_caller_name text NOT NULL DEFAULT '',
+	ADD COLUMN rec_caller_number text NOT NULL DEFAULT '',
+	ADD COLUMN rec_text text NOT NULL DEFAULT '',
+	ADD COLUMN rec_duration bigint NOT NULL DEFAULT 0;
+CREATE INDEX attachd_objects_rec ON attachd_objects (rec_at, key);
+CREATE INDEX attachd_objects_rec_group ON attachd_objects (rec_account, rec_mailbox);
+`,
 }
 
 // schemaLockKey is the advisory lock the migrations are applied under: the

@@ -235,12 +235,13 @@ func jsonOr(b []byte) string {
 // PutObject implements index.Tx.
 func (t *tx) PutObject(o index.Object) error {
 	parent := index.Parent(o.Key)
-	_, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+	args := append([]any{o.Key, o.Blob, o.Size, o.SHA256, o.ContentType, o.DocID, o.MediaID, jsonOr(o.Meta), jsonOr(o.Props),
+		o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent}, recArgs(index.Describe(o))...)
+	_, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent, `+recCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(key) DO UPDATE SET blob=excluded.blob, size=excluded.size, sha256=excluded.sha256,
 		content_type=excluded.content_type, doc_id=excluded.doc_id, media_id=excluded.media_id,
-		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime`,
-		o.Key, o.Blob, o.Size, o.SHA256, o.ContentType, o.DocID, o.MediaID, jsonOr(o.Meta), jsonOr(o.Props),
-		o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent)
+		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime,
+		`+recUpdate, args...)
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}

@@ -80,7 +80,25 @@ CREATE INDEX IF NOT EXISTS outbox_key ON outbox(sink, key, state);
 // made before them gets them at open, empty.
 var columnsAdded = []struct{ table, column, def string }{
 	{"outbox", "reason", "TEXT NOT NULL DEFAULT ''"},
+	// What the voicemail browser searches (index.Recording), derived from
+	// each object's metadata when it is put; rec_v is the version of the
+	// rules it was derived with (0: not yet, backfilled at open).
+	{"objects", "rec_v", "INTEGER NOT NULL DEFAULT 0"},
+	{"objects", "rec_at", "INTEGER NOT NULL DEFAULT 0"},
+	{"objects", "rec_kind", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_account", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_mailbox", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_caller_name", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_caller_number", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_text", "TEXT NOT NULL DEFAULT ''"},
+	{"objects", "rec_duration", "INTEGER NOT NULL DEFAULT 0"},
 }
+
+// indexesAdded are made once columnsAdded are there.
+const indexesAdded = `
+CREATE INDEX IF NOT EXISTS objects_rec ON objects(rec_at, key);
+CREATE INDEX IF NOT EXISTS objects_rec_group ON objects(rec_account, rec_mailbox);
+`
 
 func createSchema(db *sql.DB) error {
 	if _, err := db.Exec(schema); err != nil {
@@ -97,5 +115,8 @@ func createSchema(db *sql.DB) error {
 			}
 		}
 	}
-	return nil
+	if _, err := db.Exec(indexesAdded); err != nil {
+		return err
+	}
+	return backfillRecordings(db)
 }
