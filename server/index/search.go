@@ -108,13 +108,6 @@ type Group struct {
 	Latest time.Time // the newest Recording.At among them
 }
 
-// LikePattern returns the LIKE pattern matching s anywhere, lower-cased,
-// with '\' as the escape character.
-func LikePattern(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(s)) + "%"
-}
-
 // PrefixPattern returns the LIKE pattern matching what starts with s,
 // lower-cased, with '\' as the escape character.
 func PrefixPattern(s string) string {
@@ -128,16 +121,17 @@ const DefaultSearchLimit = 50
 // SQLWhere renders q's conditions, its cursor included, as SQL over the
 // columns the SQLite and PostgreSQL indexes share (key, content_type and
 // the rec_ columns of Recording), "TRUE" if it has none. arg adds a value
-// and returns its placeholder. The Caller is matched against rec_text,
-// which holds SearchText.
-func (q Query) SQLWhere(arg func(v any) string) string {
+// and returns its placeholder; contains renders "the text column col
+// contains the string at placeholder sub" in the database's dialect. The
+// Caller, lower-cased, is looked for in rec_text, which holds SearchText.
+func (q Query) SQLWhere(arg func(v any) string, contains func(col, sub string) string) string {
 	var c []string
 	if q.Under != "" {
 		lo, hi := Below(q.Under)
 		c = append(c, "key > "+arg(lo)+" AND key < "+arg(hi))
 	}
 	if q.Caller != "" {
-		c = append(c, `rec_text LIKE `+arg(LikePattern(q.Caller))+` ESCAPE '\'`)
+		c = append(c, contains("rec_text", arg(strings.ToLower(q.Caller))))
 	}
 	for _, f := range []struct{ col, v string }{{"rec_account", q.Account}, {"rec_mailbox", q.Mailbox}, {"rec_kind", q.Kind}} {
 		if f.v != "" {
@@ -154,8 +148,9 @@ func (q Query) SQLWhere(arg func(v any) string) string {
 		c = append(c, "rec_at < "+arg(q.Until.UnixNano()))
 	}
 	if a := q.After; a != nil {
-		at := a.At.UnixNano()
-		c = append(c, "(rec_at < "+arg(at)+" OR (rec_at = "+arg(at)+" AND key < "+arg(a.Key)+"))")
+		// A row value, not rec_at < t OR (rec_at = t AND key < k): both
+		// databases then start the index scan at the cursor.
+		c = append(c, "(rec_at, key) < ("+arg(a.At.UnixNano())+", "+arg(a.Key)+")")
 	}
 	if len(c) == 0 {
 		return "TRUE"

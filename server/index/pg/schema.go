@@ -110,8 +110,9 @@ ALTER TABLE attachd_objects
 	ADD COLUMN rec_caller_number text NOT NULL DEFAULT '',
 	ADD COLUMN rec_text text NOT NULL DEFAULT '',
 	ADD COLUMN rec_duration bigint NOT NULL DEFAULT 0;
-CREATE INDEX attachd_objects_rec ON attachd_objects (rec_at, key);
-CREATE INDEX attachd_objects_rec_group ON attachd_objects (rec_account, rec_mailbox);
+CREATE INDEX attachd_objects_rec ON attachd_objects (rec_at, key)
+	INCLUDE (rec_text, rec_account, rec_mailbox, rec_kind, content_type);
+CREATE INDEX attachd_objects_rec_group ON attachd_objects (rec_account, rec_mailbox, key) INCLUDE (rec_at);
 `,
 }
 

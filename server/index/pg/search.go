@@ -92,7 +92,7 @@ func (x *DB) Search(ctx context.Context, q index.Query) ([]index.Hit, error) {
 		}
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
-	})
+	}, func(col, sub string) string { return "strpos(" + col + ", " + sub + ") > 0" })
 	args = append(args, q.SearchLimit())
 	var hits []index.Hit
 	err := x.readPage(ctx, func(rows pgx.Rows) error {

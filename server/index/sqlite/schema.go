@@ -94,10 +94,12 @@ var columnsAdded = []struct{ table, column, def string }{
 	{"objects", "rec_duration", "INTEGER NOT NULL DEFAULT 0"},
 }
 
-// indexesAdded are made once columnsAdded are there.
+// indexesAdded are made once columnsAdded are there. They cover what a
+// search filters on, so that a search that matches few rows scans the
+// index alone and reads only the rows it returns from the table.
 const indexesAdded = `
-CREATE INDEX IF NOT EXISTS objects_rec ON objects(rec_at, key);
-CREATE INDEX IF NOT EXISTS objects_rec_group ON objects(rec_account, rec_mailbox);
+CREATE INDEX IF NOT EXISTS objects_rec ON objects(rec_at, key, rec_text, rec_account, rec_mailbox, rec_kind, content_type);
+CREATE INDEX IF NOT EXISTS objects_rec_group ON objects(rec_account, rec_mailbox, key, rec_at);
 `
 
 func createSchema(db *sql.DB) error {

@@ -76,10 +76,18 @@ const hitCols = `key, size, sha256, content_type, doc_id, media_id, created, mti
 // Search implements index.Index.
 func (x *DB) Search(ctx context.Context, q index.Query) ([]index.Hit, error) {
 	var args []any
-	where := q.SQLWhere(func(v any) string { args = append(args, v); return "?" })
+	// instr, not LIKE: it neither folds case (rec_text is lower-cased
+	// already) nor matches a pattern, and scanned 100 000 rows 16 times
+	// faster.
+	where := q.SQLWhere(func(v any) string { args = append(args, v); return "?" },
+		func(col, sub string) string { return "instr(" + col + ", " + sub + ") > 0" })
 	args = append(args, q.SearchLimit())
-	rows, err := x.r.QueryContext(ctx, `SELECT `+hitCols+` FROM objects WHERE `+where+`
-		ORDER BY rec_at DESC, key DESC LIMIT ?`, args...)
+	// The keys are found in objects_rec alone, which holds every column a
+	// query filters on; only the rows of the page are then read. Scanning
+	// the table in rec_at order instead cost a lookup per row examined.
+	rows, err := x.r.QueryContext(ctx, `SELECT `+hitCols+` FROM objects WHERE key IN (
+		SELECT key FROM objects INDEXED BY objects_rec WHERE `+where+` ORDER BY rec_at DESC, key DESC LIMIT ?)
+		ORDER BY rec_at DESC, key DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: search: %w", err)
 	}
@@ -107,6 +115,10 @@ func (x *DB) Groups(ctx context.Context, under, account string) ([]index.Group, 
 	lo, hi := index.Below(under)
 	q := `SELECT rec_account, COUNT(*), MAX(rec_at) FROM objects WHERE key > ? AND key < ? GROUP BY rec_account ORDER BY rec_account`
 	args := []any{lo, hi}
+	if under == "" {
+		q = `SELECT rec_account, COUNT(*), MAX(rec_at) FROM objects GROUP BY rec_account ORDER BY rec_account`
+		args = nil
+	}
 	if account != "" {
 		q = `SELECT rec_mailbox, COUNT(*), MAX(rec_at) FROM objects WHERE rec_account = ? AND key > ? AND key < ?
 			GROUP BY rec_mailbox ORDER BY rec_mailbox`
