@@ -36,6 +36,7 @@ import (
 	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
 	"github.com/attachd/attachd/server/tlsconf"
+	"github.com/attachd/attachd/server/ui"
 )
 
 // Server is a running attachd.
@@ -45,6 +46,7 @@ type Server struct {
 	store *store.Store
 	kazoo *kazoo.Handler
 	dav   *dav.Handler
+	ui    *ui.Handler // nil unless [ui] enabled
 	reg   *prometheus.Registry
 	m     metrics
 
@@ -147,6 +149,15 @@ func (s *Server) open() error {
 			return err
 		}
 	}
+	if cfg.UI.Enabled {
+		s.ui, err = ui.New(ui.Options{Store: s.store, Auth: func() *auth.Authenticator { return s.now().auth }, Log: s.log,
+			SessionIdle: time.Duration(cfg.UI.SessionIdle), SessionMax: time.Duration(cfg.UI.SessionMax),
+			Secret: cfg.Cluster.Secret, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https:"), PageSize: cfg.UI.PageSize})
+		if err != nil {
+			s.store.Close()
+			return err
+		}
+	}
 	return nil
 }
 
@@ -221,6 +232,12 @@ func (s *Server) Handler() http.Handler {
 		davRoute = protected("dav", s.dav)
 	}
 	kz := protected("kazoo", s.kazoo)
+	var uiRoute http.Handler
+	if s.ui != nil {
+		// The browser signs in with a form and a session cookie (server/ui),
+		// not Basic auth; allow_from and the cross-site check still hold.
+		uiRoute = s.instrument("ui", s.guard(s.ui))
+	}
 	// Every path but these is Kazoo's. No mux: its path cleaning would
 	// redirect Kazoo's "//" and "/./" URLs, and Kazoo must never see a 3xx.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -254,6 +271,8 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			s.peerBlob(w, r)
+		case uiRoute != nil && (p == "/ui" || strings.HasPrefix(p, ui.Prefix)):
+			uiRoute.ServeHTTP(w, r)
 		case davRoute != nil && (p == "/dav" || strings.HasPrefix(p, "/dav/")):
 			// gvfs and Windows probe the prefix without its slash; a
 			// redirect there breaks PROPFIND, so /dav is the root too.

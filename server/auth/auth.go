@@ -305,3 +305,17 @@ func Challenge(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="attachd", charset="UTF-8"`)
 	http.Error(w, "authentication required", http.StatusUnauthorized)
 }
+
+// Lookup returns the configured user called name, as it is configured now,
+// without checking a password: for a session whose login was checked when
+// it began. With no users configured, "" is the anonymous user.
+func (a *Authenticator) Lookup(name string) (*User, bool) {
+	if len(a.users) == 0 {
+		return anonymous, name == ""
+	}
+	acct, ok := a.users[name]
+	if !ok {
+		return nil, false
+	}
+	return &acct.user, true
+}

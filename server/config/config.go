@@ -51,6 +51,7 @@ type Config struct {
 	TLS     TLS                `toml:"tls"`
 	Kazoo   Kazoo              `toml:"kazoo"`
 	DAV     DAV                `toml:"dav"`
+	UI      UI                 `toml:"ui"`
 	Users   []User             `toml:"users"`
 	Quotas  []Quota            `toml:"quota"`
 	Plugins Plugins            `toml:"plugins"`
@@ -206,6 +207,29 @@ type (
 	DAV   = dav.Config
 )
 
+// UI configures the voicemail browser at /ui/ (docs/ui.md).
+type UI struct {
+	Enabled     bool     `toml:"enabled"`      // serve it
+	SessionIdle Duration `toml:"session_idle"` // a session unused this long ends
+	SessionMax  Duration `toml:"session_max"`  // a session this old ends, used or not
+	PageSize    int      `toml:"page_size"`    // messages per page of the inbox
+}
+
+// MaxPageSize bounds [ui] page_size: a page is read and rendered whole.
+const MaxPageSize = 500
+
+func (u UI) validate() error {
+	switch {
+	case u.SessionIdle <= 0:
+		return keyErr("ui.session_idle", "must be positive, got %v", time.Duration(u.SessionIdle))
+	case u.SessionMax < u.SessionIdle:
+		return keyErr("ui.session_max", "must be at least ui.session_idle (%v), got %v", time.Duration(u.SessionIdle), time.Duration(u.SessionMax))
+	case u.PageSize < 1 || u.PageSize > MaxPageSize:
+		return keyErr("ui.page_size", "want 1 to %d, got %d", MaxPageSize, u.PageSize)
+	}
+	return nil
+}
+
 // User is one login, for Kazoo and WebDAV alike.
 type User struct {
 	Name         string `toml:"name"`
@@ -284,6 +308,7 @@ func Default() Config {
 		TLS:     TLS{WatchInterval: Duration(5 * time.Second)},
 		Kazoo:   kazoo.DefaultConfig(),
 		DAV:     dav.DefaultConfig(),
+		UI:      UI{Enabled: true, SessionIdle: Duration(30 * time.Minute), SessionMax: Duration(12 * time.Hour), PageSize: 50},
 		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool},
 	}
 }
@@ -468,6 +493,9 @@ func (c *Config) Validate() error {
 	if err := c.Kazoo.Validate(); err != nil {
 		key, msg, _ := strings.Cut(err.Error(), ": ")
 		return keyErr("kazoo."+key, "%s", msg)
+	}
+	if err := c.UI.validate(); err != nil {
+		return err
 	}
 	if err := c.validateUsers(); err != nil {
 		return err

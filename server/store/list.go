@@ -66,3 +66,15 @@ func (w *IndexWatch) Version(ctx context.Context) (int64, error) {
 
 // Close releases the watch's connection.
 func (w *IndexWatch) Close() error { return w.w.Close() }
+
+// Search returns the objects q selects, newest first, from the index alone
+// (index.Query): the voicemail browser's inbox and search.
+func (s *Store) Search(ctx context.Context, q index.Query) ([]index.Hit, error) {
+	return lookup(s.idx.Search(ctx, q))
+}
+
+// Groups returns the accounts below the folder under, or with account set
+// that account's mailboxes, with how many objects each has.
+func (s *Store) Groups(ctx context.Context, under, account string) ([]index.Group, error) {
+	return lookup(s.idx.Groups(ctx, under, account))
+}
