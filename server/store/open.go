@@ -83,6 +83,12 @@ func (s *Store) open() error {
 			return fmt.Errorf("open %s: %w", d, err)
 		}
 		s.shards[i] = shard
+		if s.shardDirs[i], err = s.openDirFD(d); err != nil {
+			return fmt.Errorf("open %s: %w", d, err)
+		}
+	}
+	if s.tmpDir, err = s.openDirFD("tmp"); err != nil {
+		return fmt.Errorf("open tmp: %w", err)
 	}
 	if err := s.sweepTemp(); err != nil {
 		return err
@@ -160,6 +166,14 @@ func (s *Store) Close() error {
 			errs = append(errs, sh.Close())
 			s.shards[i] = nil
 		}
+		if d := s.shardDirs[i]; d != nil {
+			errs = append(errs, d.close())
+			s.shardDirs[i] = nil
+		}
+	}
+	if s.tmpDir != nil {
+		errs = append(errs, s.tmpDir.close())
+		s.tmpDir = nil
 	}
 	errs = append(errs, s.root.Close())
 	return errors.Join(errs...)

@@ -19,17 +19,17 @@ type placement struct {
 	dirs []string // folders created for it, outermost first
 }
 
-// linkPrevious links the sidecar at name, if one is there, into tmp/, so that
-// undo can put it back after a new one replaces it.
-func (p *placement) linkPrevious(name string) error {
-	prev := "tmp/" + newVersion() + ".prev"
+// linkPrevious links the sidecar name in the folder d, if one is there,
+// into tmp/, so that undo can put it back after a new one replaces it.
+func (p *placement) linkPrevious(d *dirFD, name string) error {
+	prev := newVersion() + ".prev"
 	err := failpoint("link-previous")
 	if err == nil {
-		err = p.s.root.Link(name, prev)
+		err = d.linkTo(name, p.s.tmpDir, prev)
 	}
 	switch {
 	case err == nil:
-		p.prev = prev
+		p.prev = "tmp/" + prev
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
@@ -177,13 +177,14 @@ func trimObjects(dir string) string {
 	return dir
 }
 
-// writeTemp writes b to a new file in tmp/ and fsyncs it.
+// writeTemp writes b to a new file in tmp/ and fsyncs it, and returns its
+// name there.
 func (s *Store) writeTemp(b []byte) (string, error) {
-	tmp := "tmp/" + newVersion() + ".sidecar"
+	tmp := newVersion() + ".sidecar"
 	var f *os.File
 	err := failpoint("sidecar-create")
 	if err == nil {
-		f, err = s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+		f, err = s.tmpDir.create(tmp)
 	}
 	if err != nil {
 		return "", fmt.Errorf("create sidecar: %w", mapErr(err))
@@ -201,7 +202,7 @@ func (s *Store) writeTemp(b []byte) (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		s.root.Remove(tmp)
+		s.tmpDir.remove(tmp)
 		return "", fmt.Errorf("write sidecar: %w", mapErr(err))
 	}
 	return tmp, nil

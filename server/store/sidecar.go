@@ -36,16 +36,17 @@ func encodeSidecar(o Object) ([]byte, error) {
 }
 
 // writeSidecar writes o's sidecar into place; see placeSidecar.
-func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidecar(o, nil) }
+func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidecar(o, nil, nil) }
 
 // placeSidecar writes o's sidecar and renames it into place once durable has
 // returned: the sidecar's own write and fsync run meanwhile, so a store waits
 // for two rounds of syncs, not four. The placement it returns undoes the
-// rename until done is called (see commit.go).
+// rename until done is called (see commit.go). d is the key's folder, if
+// the caller holds it open already.
 //
 // With a shared index there is no objects tree: the index is the record, and
 // the placement is empty once the bytes are durable.
-func (s *Store) placeSidecar(o Object, durable func() error) (*placement, error) {
+func (s *Store) placeSidecar(o Object, d *dirFD, durable func() error) (*placement, error) {
 	if s.shared {
 		if durable != nil {
 			if err := durable(); err != nil {
@@ -79,7 +80,7 @@ func (s *Store) placeSidecar(o Object, durable func() error) (*placement, error)
 	if err != nil {
 		return fail(err)
 	}
-	parent, _ := Split(o.Key)
+	parent, base := Split(o.Key)
 	dir := join("objects", parent)
 	if err := s.mkdirAllFor(p, dir); err != nil {
 		return fail(err)
@@ -88,28 +89,34 @@ func (s *Store) placeSidecar(o Object, durable func() error) (*placement, error)
 	if err != nil {
 		return fail(err)
 	}
+	if d == nil {
+		if d, err = s.openDirFD(dir); err != nil {
+			s.tmpDir.remove(tmp)
+			return fail(fmt.Errorf("write sidecar of %q: %w", UnescapeKey(o.Key), mapErr(err)))
+		}
+		defer d.close()
+	}
 	if err := wait(); err != nil {
-		s.root.Remove(tmp)
+		s.tmpDir.remove(tmp)
 		return fail(err)
 	}
-	name := "objects/" + o.Key
-	if err := p.linkPrevious(name); err != nil {
-		s.root.Remove(tmp)
+	if err := p.linkPrevious(d, base); err != nil {
+		s.tmpDir.remove(tmp)
 		return fail(err)
 	}
 	err = failpoint("sidecar-rename")
 	if err == nil {
-		err = s.root.Rename(tmp, name)
+		err = s.tmpDir.renameTo(tmp, d, base)
 	}
 	if err != nil {
-		s.root.Remove(tmp)
+		s.tmpDir.remove(tmp)
 		p.done()
 		return fail(fmt.Errorf("write sidecar of %q: %w", UnescapeKey(o.Key), mapErr(err)))
 	}
-	p.name = name
+	p.name = "objects/" + o.Key
 	err = failpoint("sidecar-dir-fsync")
 	if err == nil {
-		err = s.syncDir(dir)
+		err = d.sync()
 	}
 	if err != nil {
 		return nil, s.rollback(p, mapErr(err))

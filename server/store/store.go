@@ -88,6 +88,10 @@ type Store struct {
 	// Only folder deletes and moves, under the tree lock, forget them.
 	dirs   sync.Map
 	shards [256]*os.Root // blobs/xx, for reads
+	// shardDirs (blobs/xx) and tmpDir (tmp/) are held open for the
+	// renames and fsyncs of a commit (dirfd.go).
+	shardDirs [256]*dirFD
+	tmpDir    *dirFD
 	// remote, if set, is where object bytes live once they leave the spool;
 	// reads look there for what is not here.
 	remote Backend

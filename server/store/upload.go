@@ -17,7 +17,7 @@ import (
 type Upload struct {
 	s    *Store
 	f    *os.File
-	name string
+	name string // in tmp/
 	h    hash.Hash
 	n    int64
 	err  error
@@ -27,8 +27,8 @@ type Upload struct {
 // NewUpload starts an upload in the data directory's tmp folder, so that
 // its commit is a rename on the same filesystem.
 func (s *Store) NewUpload() (*Upload, error) {
-	name := "tmp/" + newVersion()
-	f, err := s.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	name := newVersion()
+	f, err := s.tmpDir.create(name)
 	if err != nil {
 		return nil, fmt.Errorf("create upload file: %w", mapErr(err))
 	}
@@ -107,7 +107,7 @@ func (u *Upload) Abort() {
 	}
 	u.done = true
 	u.f.Close()
-	u.s.root.Remove(u.name)
+	u.s.tmpDir.remove(u.name)
 }
 
 // Info describes an object being committed.
@@ -142,9 +142,10 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 	// durable (file, then folder) runs beside the writing of the sidecar;
 	// both finish before the sidecar's rename, the commit point.
 	blob := newVersion()
+	shard := u.s.shardDir(blob)
 	err := failpoint("blob-rename")
 	if err == nil {
-		err = u.s.root.Rename(u.name, blobPath(blob))
+		err = u.s.tmpDir.renameTo(u.name, shard, blob)
 	}
 	if err != nil {
 		return Object{}, fmt.Errorf("move upload into place: %w", mapErr(err))
@@ -162,7 +163,10 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 		if err := u.f.Close(); err != nil {
 			return fmt.Errorf("close upload: %w", mapErr(err))
 		}
-		return u.s.syncDir(blobPath(blob)[:len("blobs/xx")])
+		if err := shard.sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", blobPath(blob)[:len("blobs/xx")], mapErr(err))
+		}
+		return nil
 	}
 	now := time.Now()
 	o := Object{
