@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -244,4 +246,108 @@ func TestIndexFullIsNoSpace(t *testing.T) {
 	if strings.Contains(buf.String(), "/abs") {
 		t.Fatalf("mapped error names the path: %s", buf.String())
 	}
+}
+
+// TestCommitFailuresInABatch stores many objects at once, so that their
+// index changes commit in batches (group commit, server/index/sqlite), and
+// makes the index refuse every third change: each refused store answers
+// ErrNoSpace and leaves its key's previous state (version or nothing, in the
+// index and on disk); its batch-mates are stored; a restart agrees.
+func TestCommitFailuresInABatch(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer func() { s.Close() }()
+	ctx := context.Background()
+	const n = 48
+	for i := 0; i < n; i += 2 { // the even keys have a version to keep
+		if err := putOp(fmt.Sprintf("a/%d", i), "v1")(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	calls := 0
+	prev := failpoint
+	failpoint = func(step string) error {
+		if step != "index" {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls%3 == 0 {
+			return &fs.PathError{Op: "write", Path: "/secret/index", Err: syscall.ENOSPC}
+		}
+		return nil
+	}
+	defer func() { failpoint = prev }()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = putOp(fmt.Sprintf("a/%d", i), "v2")(s)
+		}()
+	}
+	wg.Wait()
+	failpoint = prev
+	want := func(i int) string { // the body key a/i must have, "" for none
+		switch {
+		case errs[i] == nil:
+			return "v2"
+		case i%2 == 0:
+			return "v1"
+		}
+		return ""
+	}
+	check := func(when string) {
+		failed := 0
+		for i := range n {
+			key := fmt.Sprintf("a/%d", i)
+			if errs[i] != nil {
+				failed++
+				if !errors.Is(errs[i], ErrNoSpace) {
+					t.Errorf("%s: %s: got %v, want ErrNoSpace", when, key, errs[i])
+				}
+			}
+			_, serr := os.Stat(filepath.Join(dir, "objects", key))
+			rc, _, err := s.Open(ctx, key)
+			if want(i) == "" {
+				if !errors.Is(err, ErrNotFound) || serr == nil {
+					t.Errorf("%s: refused new %s: open %v, sidecar stat %v; want neither", when, key, err, serr)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s: %s: %v", when, key, err)
+				continue
+			}
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(b) != want(i) {
+				t.Errorf("%s: %s holds %q, want %q", when, key, b, want(i))
+			}
+		}
+		if failed == 0 || failed == n {
+			t.Errorf("%s: %d of %d stores failed: the test needs some of each", when, failed, n)
+		}
+	}
+	check("after the stores")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	check("after a restart")
+	if got := countBlobs(t, dir); got != n-countFailedNew(errs) {
+		t.Errorf("%d blobs on disk, want one per object (%d)", got, n-countFailedNew(errs))
+	}
+}
+
+func countFailedNew(errs []error) int {
+	c := 0
+	for i, err := range errs {
+		if err != nil && i%2 == 1 {
+			c++
+		}
+	}
+	return c
 }

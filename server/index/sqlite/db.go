@@ -36,6 +36,7 @@ type DB struct {
 	// whatever adds or removes locks, so a count cannot miss a new lock.
 	noLocks atomic.Bool
 	lockMu  sync.Mutex
+	commits commitQueue // batch.go
 }
 
 var _ index.Index = (*DB)(nil)
@@ -214,27 +215,6 @@ func (t *tx) exec(q string, args ...any) (sql.Result, error) {
 // Update implements index.Index.
 func (x *DB) Update(ctx context.Context, fn func(index.Tx) error) error {
 	return x.update(ctx, func(t *tx) error { return fn(t) })
-}
-
-func (x *DB) update(ctx context.Context, fn func(*tx) error) error {
-	ctx = context.WithoutCancel(ctx)
-	defer x.preparePending()
-	sqlTx, err := x.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fullErr(fmt.Errorf("index: begin: %w", err))
-	}
-	t := &tx{x: x, ctx: ctx, tx: sqlTx}
-	if err := fn(t); err != nil {
-		sqlTx.Rollback()
-		return fullErr(err)
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fullErr(fmt.Errorf("index: commit: %w", err))
-	}
-	if t.enqueued {
-		x.changes.Notify()
-	}
-	return nil
 }
 
 // SQLite's primary result codes the index tells apart.

@@ -62,6 +62,7 @@ func (x *DB) Deliveries(ctx context.Context, after int64, fn func(index.QueuedDe
 func (x *DB) ImportDeliveries(ctx context.Context, ds []index.QueuedDelivery) (int64, error) {
 	var n int64
 	err := x.update(ctx, func(t *tx) error {
+		n = 0 // fn runs again if its batch fails (batch.go)
 		for _, q := range ds {
 			d := q.Delivery
 			state := "pending"

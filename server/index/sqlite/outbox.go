@@ -54,6 +54,7 @@ func (t *tx) Enqueue(d index.Delivery) error {
 func (x *DB) Claim(ctx context.Context, sink string, limit int, lease time.Duration, now time.Time) ([]index.Delivery, error) {
 	var out []index.Delivery
 	err := x.update(ctx, func(t *tx) error {
+		out = out[:0] // fn runs again if its batch fails (batch.go)
 		rows, err := t.tx.QueryContext(t.ctx, `SELECT id, event_id, sink, type, key, blob, prev_blob, sha256, size, content_type,
 			doc_id, media_id, request_id, reason, occurred, attempts FROM outbox
 			WHERE sink = ? AND state = 'pending' AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?`,
