@@ -212,6 +212,16 @@ func (t *tx) exec(q string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(t.ctx, q, args...)
 }
 
+// queryRow runs a read statement in the transaction, prepared if it has
+// been seen before.
+func (t *tx) queryRow(q string, args ...any) *sql.Row {
+	if st := t.x.cached(t.x.w, q); st != nil {
+		return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...)
+	}
+	t.x.pending.Store(q, true)
+	return t.tx.QueryRowContext(t.ctx, q, args...)
+}
+
 // Update implements index.Index.
 func (x *DB) Update(ctx context.Context, fn func(index.Tx) error) error {
 	return x.update(ctx, func(t *tx) error { return fn(t) })

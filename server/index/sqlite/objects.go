@@ -348,12 +348,12 @@ func (t *tx) PruneDirs(keep func(key string) bool) error {
 	return nil
 }
 
-// Walk implements index.Tx.
 // Get implements index.Tx.
 func (t *tx) Get(key string) (index.Object, error) {
-	return scanObject(t.tx.QueryRowContext(t.ctx, `SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
+	return scanObject(t.queryRow(`SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
 }
 
+// Walk implements index.Tx.
 func (t *tx) Walk(prefix string, fn func(index.Object) error) error {
 	lo, hi := index.Below(prefix)
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT `+objectCols+` FROM objects WHERE key > ? AND key < ? ORDER BY key`, lo, hi)
