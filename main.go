@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -25,9 +24,6 @@ import (
 	"github.com/attachd/attachd/server/config"
 	"github.com/attachd/attachd/server/store"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
 
 func main() {
 	if err := app().Run(os.Args); err != nil {
@@ -46,7 +42,11 @@ func app() *cli.App {
 			"operators browse the same tree at /dav/. Start with `attachd serve`.",
 		Version:              buildVersion(),
 		EnableBashCompletion: true,
-		Commands: []*cli.Command{
+		// "Did you mean --config?" for a mistyped flag; unknownCommand does
+		// the same for commands.
+		Suggest: true,
+		Action:  unknownCommand,
+		Commands: withUnknownCommand([]*cli.Command{
 			{
 				Name:  "serve",
 				Usage: "run the server",
@@ -103,16 +103,53 @@ func app() *cli.App {
 			indexCommand(),
 			retentionCommand(),
 			migrateCommand(),
+			healthcheckCommand(),
+			completionCommand(),
+			manCommand(),
 			{
 				Name:  "version",
-				Usage: "print the version",
+				Usage: "print the version and the commit it was built from",
 				Action: noArgs(func(c *cli.Context) error {
 					fmt.Fprintln(c.App.Writer, "attachd", buildVersion())
 					return nil
 				}),
 			},
-		},
+		}),
 	}
+}
+
+// unknownCommand is the action of the app and of each command that only
+// groups others: without it, urfave/cli answers `attachd serv` with "No help
+// topic for 'serv'", which names neither the mistake nor the fix.
+func unknownCommand(c *cli.Context) error {
+	cmds := c.App.VisibleCommands()
+	if c.Command != nil && len(c.Command.Subcommands) > 0 && c.Command.Name != c.App.Name {
+		cmds = c.Command.VisibleCommands()
+	}
+	if c.NArg() == 0 {
+		if len(c.Lineage()) > 2 { // a command that groups others: its help
+			return cli.ShowSubcommandHelp(c)
+		}
+		return cli.ShowAppHelp(c)
+	}
+	name := c.Args().First()
+	msg := fmt.Sprintf("%q is not a command", name)
+	if cli.SuggestCommand != nil { // nil when built with the tag urfave_cli_no_suggest
+		msg += ". " + cli.SuggestCommand(cmds, name)
+	}
+	return fmt.Errorf("%s (see %s --help)", msg, c.Command.HelpName)
+}
+
+// withUnknownCommand gives each command that only groups others the action
+// unknownCommand.
+func withUnknownCommand(cmds []*cli.Command) []*cli.Command {
+	for _, cmd := range cmds {
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = unknownCommand
+			withUnknownCommand(cmd.Subcommands)
+		}
+	}
+	return cmds
 }
 
 // noArgs refuses arguments to a command that takes none. Flags end at the
@@ -138,23 +175,6 @@ func withRequired(f *cli.StringFlag) *cli.StringFlag {
 	g := *f
 	g.Required = true
 	return &g
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "devel-" + s.Value[:12]
-			}
-		}
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
-	}
-	return "devel"
 }
 
 // loadConfig reads --config if given, else the defaults, then applies flags.
