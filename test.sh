@@ -5,8 +5,9 @@
 # from npm, Go modules), starts a throwaway OpenSSH sshd, Azurite and
 # PostgreSQL on loopback, then runs gofmt, go vet, go test -race over every
 # package — the end-to-end suites among them drive the built binary and the
-# real plugin binaries with litmus, rclone, davfs2 and cadaver — and each
-# fuzz target briefly. It stops what it started, by PID.
+# real plugin binaries with litmus, rclone, davfs2 and cadaver —, builds the
+# Debian package, installs, checks and purges it, and runs each fuzz target
+# briefly. It stops what it started, by PID.
 #
 #   ./test.sh             everything
 #   FUZZTIME=30s ./test.sh
@@ -18,8 +19,9 @@ fuzztime=${FUZZTIME:-10s}
 say() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use. Hand installs don't survive onto a fresh
-# machine, so install here.
-pkgs=(litmus cadaver rclone davfs2 fuse3 openssh-server curl)
+# machine, so install here. zsh and fish run the completion scripts; man-db
+# and systemd (for systemd-analyze) check the Debian package.
+pkgs=(litmus cadaver rclone davfs2 fuse3 openssh-server curl zsh fish man-db systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -88,6 +90,16 @@ for mode in through spool; do
 		-run 'TestScenarios|TestShapesOnOneServer|TestVectors|TestBase64Modes|TestOverwriteIsAtomic|TestHead|TestDAVLitmus|TestDAVKazooInterop' \
 		./server/e2e/
 done
+
+# The Debian package, installed on this machine and purged again
+# (packaging/test-deb.sh); it leaves nothing behind.
+say "Debian package: build, install, check, purge"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test.sh: SKIPPING the Debian package test: installing it needs root" >&2
+else
+	deb=$(packaging/build-deb.sh "$work/dist")
+	packaging/test-deb.sh "$deb"
+fi
 
 say "fuzzing, $fuzztime per target"
 fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="$fuzztime" "$1" | tail -n 2; }

@@ -27,7 +27,7 @@ fi
 
 # Debian versions start with a digit: v1.2.3 → 1.2.3; an untagged tree is
 # 0.0.0+git<date>.<commit>, which sorts by date.
-commit=$(git rev-parse HEAD)
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD 2>/dev/null; then
 	commit=$commit-dirty
 fi
