@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ func healthcheckCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: defaultHealthURL, Usage: "the readiness `URL` to GET"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up after `DURATION`"},
+			&cli.BoolFlag{Name: "insecure", Usage: "with an https:// URL, do not verify the server's certificate " +
+				"(it names the public host, not the loopback address the probe asks)"},
 		},
 		Action: noArgs(healthcheck),
 	}
@@ -44,7 +47,10 @@ func healthcheck(c *cli.Context) error {
 		Timeout: timeout,
 		// A probe asks the server itself: a proxy from the environment, or
 		// a redirect to a login page, would answer for it.
-		Transport:     &http.Transport{Proxy: nil},
+		Transport: &http.Transport{
+			Proxy:           nil,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: c.Bool("insecure")},
+		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer client.CloseIdleConnections()

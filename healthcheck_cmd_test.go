@@ -19,6 +19,8 @@ func TestHealthcheck(t *testing.T) {
 		http.Error(w, "not ready: starting", http.StatusServiceUnavailable)
 	}))
 	defer starting.Close()
+	overTLS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer overTLS.Close()
 	redirect := httptest.NewServer(http.RedirectHandler(ready.URL, http.StatusFound))
 	defer redirect.Close()
 	// Accepts and never answers: the timeout must end the wait.
@@ -40,6 +42,8 @@ func TestHealthcheck(t *testing.T) {
 		want string // in the error; "" for success
 	}{
 		{"ready", []string{"--url", ready.URL + "/readyz"}, ""},
+		{"https, certificate checked", []string{"--url", overTLS.URL}, "certificate"},
+		{"https, --insecure", []string{"--url", overTLS.URL, "--insecure"}, ""},
 		{"not ready", []string{"--url", starting.URL + "/readyz"}, "answered 503 Service Unavailable: not ready: starting"},
 		{"redirect is not ready", []string{"--url", redirect.URL}, "answered 302 Found"},
 		{"nothing listening", []string{"--url", closed}, "connection refused"},
