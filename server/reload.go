@@ -90,9 +90,9 @@ func newLive(cfg config.Config, old *live) (*live, error) {
 
 // Reload applies the reloadable keys of next, a configuration validated by
 // config.Load, to the running server: users, allow lists and trusted
-// proxies, the log level,
-// the hooks' delivery settings, the retention rules and the TLS files (read
-// again even if their names did not change). Requests in flight finish
+// proxies, the log level, limits on uploads and logins, the hooks' delivery
+// settings, the retention rules and the TLS files (read again even if their
+// names did not change). Requests in flight finish
 // under the configuration they started with. The keys that changed but
 // need a restart are logged by name and keep their running values. If any
 // part does not apply, nothing changes and the error says why.
@@ -107,9 +107,10 @@ func (s *Server) Reload(next config.Config) error {
 			restart = append(restart, k)
 		}
 	}
-	if !reflect.DeepEqual(cur.cfg.StoreQuotas(), next.StoreQuotas()) && !slices.Contains(restart, "quota") {
-		// The store's quotas are fixed when it opens; users' are in "users".
-		restart = append(restart, "users.quota_bytes/quota_objects")
+	if !reflect.DeepEqual(s.cfg.StoreQuotas(), next.StoreQuotas()) && !slices.Contains(restart, "quota") {
+		// The store's quotas are fixed when it opens; users' ride in
+		// "users", reloaded for the rest.
+		restart = append(restart, "users.quota_*")
 	}
 	cfg := apply(cur.cfg, next)
 	l, err := newLive(cfg, cur)

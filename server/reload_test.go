@@ -111,7 +111,9 @@ func TestReloadSwapsOrRefusesWhole(t *testing.T) {
 	}
 
 	next := cfg
-	next.Users = []config.User{bob}
+	quotaBob := bob
+	quotaBob.QuotaBytes = 1 << 20 // the store's quotas are fixed at start
+	next.Users = []config.User{quotaBob}
 	next.Hook = map[string]config.HookCfg{"webhook": {Concurrency: 7}}
 	next.Log.Level = "debug"
 	next.MaxBody = 1 << 20
@@ -131,7 +133,7 @@ func TestReloadSwapsOrRefusesWhole(t *testing.T) {
 	if s.now().cfg.MaxBody != cfg.MaxBody {
 		t.Error("max_body, a restart-only key, was applied")
 	}
-	if !strings.Contains(logs.String(), `keys="max_body dav.by_date"`) {
+	if !strings.Contains(logs.String(), `keys="max_body dav.by_date users.quota_*"`) {
 		t.Errorf("restart-only keys not named:\n%s", logs.String())
 	}
 
