@@ -209,3 +209,31 @@ func TestConcurrentLoginsShareOneCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepFailures: an Authenticator built by a reload counts on from the
+// one it replaces when the limit is the same, and starts afresh when not.
+func TestKeepFailures(t *testing.T) {
+	accounts := []Account{{Name: "kazoo", PasswordHash: hash(t, "s3cret"), Root: "/", Write: true}}
+	build := func(limit int) *Authenticator {
+		a, err := New(accounts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.LimitFailures(limit)
+		return a
+	}
+	old := build(2)
+	for range 2 {
+		login(old, "10.0.0.1:1", "kazoo", "wrong")
+	}
+	same := build(2)
+	same.KeepFailures(old)
+	if _, err := login(same, "10.0.0.1:1", "kazoo", "wrong"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("after a reload with the same limit: %v, want the limit still reached", err)
+	}
+	other := build(5)
+	other.KeepFailures(old)
+	if _, err := login(other, "10.0.0.1:1", "kazoo", "wrong"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("after a reload with another limit: %v, want a fresh count", err)
+	}
+}
