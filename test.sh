@@ -20,8 +20,9 @@ say() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use. Hand installs don't survive onto a fresh
 # machine, so install here. zsh and fish run the completion scripts; man-db
-# and systemd (for systemd-analyze) check the Debian package.
-pkgs=(litmus cadaver rclone davfs2 fuse3 openssh-server curl zsh fish man-db systemd)
+# and systemd (for systemd-analyze) check the Debian package; chromium runs
+# the voicemail browser's end-to-end test (server/e2e/ui_test.go).
+pkgs=(litmus cadaver rclone davfs2 fuse3 openssh-server curl zsh fish man-db systemd chromium)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
