@@ -108,6 +108,7 @@ fuzz ./server/kazoo FuzzMultipart
 fuzz ./server/kazoo FuzzQuery
 fuzz ./server/kazoo FuzzBase64
 fuzz ./server/store FuzzCanonicalPath
+fuzz ./server/forwarded FuzzClient
 fuzz ./server/dav FuzzPropfindBody
 fuzz ./server/dav FuzzProppatchBody
 fuzz ./server/dav FuzzLockBody

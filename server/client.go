@@ -18,7 +18,7 @@ func (s *Server) withClient(r *http.Request) *http.Request {
 	c, err := s.proxies.Load().Client(r)
 	if err != nil {
 		// Debug only: any client behind the proxy can write these headers.
-		s.log.Debug("forwarding headers ignored; the client is the proxy", "peer", r.RemoteAddr, "err", err)
+		s.log.Debug("forwarding headers ignored; the client is the proxy", "peer", c.Peer.String(), "err", err)
 	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, c))
 	if c.Addr != c.Peer {

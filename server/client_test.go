@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/attachd/attachd/server/config"
@@ -140,6 +141,48 @@ func TestCrossSiteUsesTheForwardedScheme(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tt.want {
 			t.Errorf("PUT from %s %q: %d %q, want %d", tt.remote, tt.header, resp.StatusCode, msg, tt.want)
+		}
+	}
+}
+
+// TestMetricNamesCarryUnits: a duration or an age is in seconds and says so,
+// bytes say bytes, and no metric labels a hook other than "hook".
+func TestMetricNamesCarryUnits(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) {})
+	resp := do(s, "PUT", "/kazoo/a/1.txt", "127.0.0.1:1", strings.NewReader("hello"))
+	resp.Body.Close()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		names[name] = true
+		if !strings.HasPrefix(name, "attachd_") {
+			continue
+		}
+		base := strings.TrimSuffix(name, "_total")
+		for _, word := range []string{"duration", "age", "latency", "pending", "time"} {
+			if strings.Contains(base, word) && !strings.HasSuffix(base, "_seconds") {
+				t.Errorf("%s measures time but does not end in _seconds", name)
+			}
+		}
+		if strings.Contains(base, "bytes") && !strings.HasSuffix(base, "_bytes") {
+			t.Errorf("%s counts bytes but does not end in _bytes", name)
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "sink" {
+					t.Errorf("%s has a sink label", name)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"attachd_build_info", "attachd_objects", "attachd_stored_bytes",
+		"attachd_http_request_duration_seconds", "attachd_http_requests_total"} {
+		if !names[want] {
+			t.Errorf("no %s", want)
 		}
 	}
 }

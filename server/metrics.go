@@ -2,10 +2,17 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/attachd/attachd/plugins/host"
 )
 
 type metrics struct {
@@ -110,4 +117,110 @@ func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(quotaLimitBytes, prometheus.GaugeValue, float64(q.Bytes), q.Name)
 		ch <- prometheus.MustNewConstMetric(quotaLimitObjects, prometheus.GaugeValue, float64(q.Objects), q.Name)
 	}
+}
+
+// Version is attachd's version, reported by attachd_build_info; main sets it
+// from its build flags before New.
+var Version = "devel"
+
+// buildInfo returns the constant attachd_build_info gauge: 1, labelled with
+// the version, the VCS commit the binary was built from ("" if unknown) and
+// the Go release that built it.
+func buildInfo() prometheus.Collector {
+	commit := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "attachd_build_info", Help: "Always 1; the labels say which attachd this is.",
+		ConstLabels: prometheus.Labels{"version": Version, "commit": commit, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return g
+}
+
+// pluginCollector reports each plugin's state from its supervisor on each
+// scrape, labelled with the plugin's configured name: a closed set.
+type pluginCollector struct{ s *Server }
+
+var (
+	pluginUp       = prometheus.NewDesc("attachd_plugin_up", "1 while the plugin serves calls, else 0 (starting, restarting, disabled).", []string{"plugin"}, nil)
+	pluginRestarts = prometheus.NewDesc("attachd_plugin_restarts_total", "Times the plugin was restarted after a crash or a failed health check.", []string{"plugin"}, nil)
+)
+
+func (c pluginCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pluginUp
+	ch <- pluginRestarts
+}
+
+func (c pluginCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.pluginStatus() {
+		up := 0.0
+		if p.State == host.Ready {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(pluginUp, prometheus.GaugeValue, up, p.Name)
+		ch <- prometheus.MustNewConstMetric(pluginRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
+	}
+}
+
+// usageEvery is how long the figures of usageCollector are reused: they
+// sum the whole index, which need not happen on every scrape.
+const usageEvery = 30 * time.Second
+
+// usageCollector reports how many objects the index holds and their bytes.
+type usageCollector struct {
+	s *Server
+
+	mu             sync.Mutex
+	at             time.Time // when bytes and objects were read; zero: never
+	bytes, objects int64
+}
+
+var (
+	storedObjects = prometheus.NewDesc("attachd_objects", "Objects in the index (read at most every 30 s).", nil, nil)
+	storedBytes   = prometheus.NewDesc("attachd_stored_bytes", "Bytes of the objects in the index (read at most every 30 s).", nil, nil)
+)
+
+func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storedObjects
+	ch <- storedBytes
+}
+
+func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= usageEvery {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b, n, err := c.s.store.Usage(ctx)
+		if err != nil {
+			c.s.log.Warn("object counts unavailable for /metrics", "err", err)
+			return
+		}
+		c.at, c.bytes, c.objects = time.Now(), b, n
+	}
+	ch <- prometheus.MustNewConstMetric(storedObjects, prometheus.GaugeValue, float64(c.objects))
+	ch <- prometheus.MustNewConstMetric(storedBytes, prometheus.GaugeValue, float64(c.bytes))
+}
+
+// accessLog writes the request's access line. Its fields, and every other
+// log line's, keep one meaning each across attachd (docs/operations.md,
+// "Logs"): remote is the client, peer the proxy it came through.
+func (s *Server) accessLog(r *http.Request, rec *recorder, route, id string, d time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("request_id", id), slog.String("route", route), slog.String("method", r.Method),
+		slog.String("path", r.URL.Path), slog.Int("status", rec.status),
+		slog.Int64("bytes_in", max(r.ContentLength, 0)), slog.Int64("bytes_out", rec.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("user", rec.user),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if c := clientOf(r); c.Forwarded {
+		attrs = append(attrs, slog.String("peer", c.Peer.String()), slog.String("scheme", c.Scheme))
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,19 +122,40 @@ func (s *Server) closePlugins() {
 	}
 }
 
-// outboxCollector reports the delivery queues on each scrape.
+// outboxCollector reports the delivery queues on each scrape: a hook's
+// under attachd_hook_* with the hook's name, as in the logs and
+// attachd_hook_deliveries_total; the replication spool's under
+// attachd_replication_* with its node; the replaced blobs waiting to be
+// removed (store.GCSink) under attachd_blob_collection_*.
 type outboxCollector struct{ s *Server }
 
+// queueDescs are the three figures of one kind of queue.
+type queueDescs struct{ depth, age, dead *prometheus.Desc }
+
+func newQueueDescs(prefix, label, what string) queueDescs {
+	var labels []string
+	if label != "" {
+		labels = []string{label}
+	}
+	return queueDescs{
+		depth: prometheus.NewDesc(prefix+"_queue_depth", "Deliveries waiting"+what+".", labels, nil),
+		age:   prometheus.NewDesc(prefix+"_oldest_pending_seconds", "Age of the oldest waiting delivery"+what+".", labels, nil),
+		dead:  prometheus.NewDesc(prefix+"_dead_letters", "Deliveries given up on"+what+".", labels, nil),
+	}
+}
+
 var (
-	queueDepth = prometheus.NewDesc("attachd_hook_queue_depth", "Deliveries waiting, per sink.", []string{"sink"}, nil)
-	queueAge   = prometheus.NewDesc("attachd_hook_oldest_pending_seconds", "Age of the oldest waiting delivery, per sink.", []string{"sink"}, nil)
-	deadLetter = prometheus.NewDesc("attachd_hook_dead_letters", "Deliveries given up on, per sink.", []string{"sink"}, nil)
+	hookQueue        = newQueueDescs("attachd_hook", "hook", ", per hook")
+	replicationQueue = newQueueDescs("attachd_replication", "node", ", per node whose spool it is (\"\" for a single node)")
+	gcQueue          = newQueueDescs("attachd_blob_collection", "", " of replaced blobs to remove from the backend")
 )
 
 func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queueDepth
-	ch <- queueAge
-	ch <- deadLetter
+	for _, q := range []queueDescs{hookQueue, replicationQueue, gcQueue} {
+		ch <- q.depth
+		ch <- q.age
+		ch <- q.dead
+	}
 }
 
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
@@ -140,15 +163,35 @@ func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	stats, err := c.s.store.OutboxStats(ctx)
 	if err != nil {
+		c.s.log.Warn("hook and replication queues unavailable for /metrics", "err", err)
 		return
 	}
+	// A hook whose queue is empty has no row: it is reported as 0.
+	for _, h := range c.s.cfg.Hooks {
+		if !slices.ContainsFunc(stats, func(st store.SinkStats) bool { return st.Sink == hooks.Sink(h) }) {
+			stats = append(stats, store.SinkStats{Sink: hooks.Sink(h)})
+		}
+	}
 	for _, st := range stats {
-		ch <- prometheus.MustNewConstMetric(queueDepth, prometheus.GaugeValue, float64(st.Pending), st.Sink)
+		// Sink names are written by attachd, never by a client: hooks.Sink
+		// of a configured hook, or store.ReplicateSink with a node's id.
+		var q queueDescs
+		var labels []string
+		if name, ok := strings.CutPrefix(st.Sink, hooks.Sink("")); ok {
+			q, labels = hookQueue, []string{name}
+		} else if rest, ok := strings.CutPrefix(st.Sink, store.ReplicateSink); ok {
+			q, labels = replicationQueue, []string{strings.TrimPrefix(rest, "@")}
+		} else if st.Sink == store.GCSink {
+			q = gcQueue
+		} else {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(q.depth, prometheus.GaugeValue, float64(st.Pending), labels...)
 		age := 0.0
 		if !st.OldestPending.IsZero() {
 			age = time.Since(st.OldestPending).Seconds()
 		}
-		ch <- prometheus.MustNewConstMetric(queueAge, prometheus.GaugeValue, age, st.Sink)
-		ch <- prometheus.MustNewConstMetric(deadLetter, prometheus.GaugeValue, float64(st.Dead), st.Sink)
+		ch <- prometheus.MustNewConstMetric(q.age, prometheus.GaugeValue, age, labels...)
+		ch <- prometheus.MustNewConstMetric(q.dead, prometheus.GaugeValue, float64(st.Dead), labels...)
 	}
 }

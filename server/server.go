@@ -104,7 +104,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.m = newMetrics(s.reg)
-	s.reg.MustRegister(outboxCollector{s}, quotaCollector{s})
+	s.reg.MustRegister(outboxCollector{s}, quotaCollector{s}, pluginCollector{s}, &usageCollector{s: s}, buildInfo())
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -465,11 +465,7 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		d := time.Since(start)
 		s.m.observe(route, r.Method, rec.status, r.ContentLength, rec.bytes, d)
 		if s.now().cfg.Log.Access {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("id", id), slog.String("route", route), slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.Int("status", rec.status),
-				slog.Int64("in", max(r.ContentLength, 0)), slog.Int64("out", rec.bytes),
-				slog.Duration("duration", d), slog.String("user", rec.user), slog.String("remote", r.RemoteAddr))
+			s.accessLog(r, rec, route, id, d)
 		}
 	})
 }
@@ -543,7 +539,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.ready.Store(false)
 	grace := time.Duration(s.cfg.ShutdownGrace)
-	s.log.Info("draining", "grace", grace)
+	s.log.Info("draining", "grace_ms", grace.Milliseconds())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil {

@@ -29,16 +29,21 @@ var toSlog = map[hclog.Level]slog.Level{
 	hclog.Error: slog.LevelError,
 }
 
+var hclogKeys = map[string]string{"plugin": "path", "id": "pid", "error": "err"}
+
 func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	lv, ok := toSlog[level]
 	if !ok {
 		lv = slog.LevelInfo
 	}
-	// go-plugin passes the executable's path as "plugin", which would
-	// repeat the key that already holds the plugin's name.
+	// go-plugin's keys, renamed to attachd's so that each keeps one meaning
+	// across the logs: it passes the executable's path as "plugin" (which
+	// holds the plugin's name here), the process id as "id", errors as "error".
 	for i := 0; i+1 < len(args); i += 2 {
-		if args[i] == "plugin" {
-			args[i] = "path"
+		if k, ok := args[i].(string); ok {
+			if r, ok := hclogKeys[k]; ok {
+				args[i] = r
+			}
 		}
 	}
 	h.l.Log(context.Background(), lv, msg, args...)

@@ -181,7 +181,7 @@ func (s *supervisor) run(first chan<- error) {
 			return
 		}
 		s.set(Backoff, nil, err)
-		s.m.log.Warn("plugin crashed; restarting", "plugin", s.name, "err", err, "in", delay)
+		s.m.log.Warn("plugin crashed; restarting", "plugin", s.name, "err", err, "retry_in_ms", delay.Milliseconds())
 		select {
 		case <-time.After(delay):
 		case <-s.stop:

@@ -180,7 +180,7 @@ func (q *request) transfer(t transfer) error {
 	}
 	if t.move {
 		if err := q.h.st.ReleaseLocks(ctx, q.key); err != nil {
-			q.h.log.Warn("could not release the locks of a moved resource", "key", q.key, "err", err)
+			q.h.log.Warn("could not release the locks of a moved resource", "key", store.UnescapeKey(q.key), "err", err)
 		}
 	}
 	return nil

@@ -97,7 +97,7 @@ func (q *request) writeMembers(m *multistatus, pc *propCtx, pf propfindReq, pare
 		e, err := kids[i].load(context.WithoutCancel(q.r.Context()), q.h.st)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) { // else removed since listed
-				q.h.log.Warn("PROPFIND: entry left out", "key", kids[i].Key, "err", err)
+				q.h.log.Warn("PROPFIND: entry left out", "key", store.UnescapeKey(kids[i].Key), "err", err)
 			}
 			continue
 		}

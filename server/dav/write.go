@@ -36,7 +36,7 @@ func (q *request) delete() error {
 		return err
 	}
 	if err := q.h.st.ReleaseLocks(ctx, q.key); err != nil {
-		q.h.log.Warn("could not release the locks of a deleted resource", "key", q.key, "err", err)
+		q.h.log.Warn("could not release the locks of a deleted resource", "key", store.UnescapeKey(q.key), "err", err)
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -186,7 +186,7 @@ func (d *Dispatcher) deliver(ctx context.Context, name string, set Settings, dl 
 		wait = res.RetryAfter
 	}
 	out.Next = time.Now().Add(wait)
-	log.Info("hook delivery will be retried", "in", wait.Round(time.Millisecond), "err", out.Error)
+	log.Info("hook delivery will be retried", "retry_in_ms", wait.Milliseconds(), "err", out.Error)
 	return out
 }
 

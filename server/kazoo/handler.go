@@ -527,7 +527,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request) {
 		src = file // *os.File in a LimitedReader lets net/http use sendfile
 	}
 	if _, err := io.CopyN(w, src, o.Size); err != nil {
-		h.Log.Debug("fetch cut short", "key", o.Key, "err", err)
+		h.Log.Debug("fetch cut short", "key", store.UnescapeKey(o.Key), "err", err)
 	}
 }
 

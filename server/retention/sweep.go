@@ -306,7 +306,7 @@ func (s *Sweeper) sweep(ctx context.Context, p *Policy, set Sweep, now func() ti
 		log.Warn("retention sweep failed", "err", err)
 	} else if rep.Deleted() > 0 || rep.Errors > 0 {
 		log.Info("retention sweep", "scanned", rep.Scanned, "deleted", rep.Deleted(), "held", rep.Held,
-			"errors", rep.Errors, "took", time.Since(start).Round(time.Millisecond))
+			"errors", rep.Errors, "duration_ms", time.Since(start).Milliseconds())
 	}
 	if s.Swept != nil {
 		s.Swept(rep, err)

@@ -135,7 +135,7 @@ func (s *Store) openLocalIndex(clean bool) error {
 			return fmt.Errorf("reconcile index after unclean stop: %w", err)
 		}
 		if n > 0 || !fresh {
-			s.log.Info("index reconciled with the data directory", "objects", n, "duration", time.Since(start))
+			s.log.Info("index reconciled with the data directory", "objects", n, "duration_ms", time.Since(start).Milliseconds())
 		}
 	}
 	return nil

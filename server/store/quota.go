@@ -201,3 +201,9 @@ func (s *Store) CheckQuota(ctx context.Context, key string, size int64) error {
 	}
 	return s.checkQuota(ctx, key, size-old.Size, added, nil)
 }
+
+// Usage returns the bytes and the number of every object in the index. It
+// sums the whole index: callers read it now and then, not per request.
+func (s *Store) Usage(ctx context.Context) (bytes, objects int64, err error) {
+	return s.idx.Usage(ctx, "")
+}

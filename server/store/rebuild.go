@@ -87,7 +87,7 @@ func (r *rebuilder) visit(path string, d fs.DirEntry, err error) error {
 		return r.tx.PutDirs(key, fi.ModTime())
 	}
 	if !d.Type().IsRegular() {
-		s.log.Warn("reindex: skipping what is not a regular file", "path", path)
+		s.log.Warn("reindex: skipping what is not a regular file", "file", path)
 		return nil
 	}
 	o, err := s.readSidecar(key)

@@ -30,7 +30,7 @@ func (s *Store) reindexShared(ctx context.Context) (int, error) {
 				if errors.Is(err, ErrUnavailable) {
 					return n, err
 				}
-				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "name", bi.Name, "err", err)
+				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "sidecar", bi.Name, "err", err)
 				continue
 			}
 			if _, err := s.remote.Stat(ctx, remoteBlob(o.Blob)); errors.Is(err, ErrNotFound) {

@@ -256,7 +256,7 @@ func (s *Store) reindexRemote(ctx context.Context) (int, error) {
 			}
 			o, err := decodeSidecar(key, b)
 			if err != nil {
-				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "name", bi.Name, "err", err)
+				s.log.Warn("reindex: skipping unreadable sidecar in the backend", "sidecar", bi.Name, "err", err)
 				continue
 			}
 			p, err := s.writeSidecar(o)

@@ -56,7 +56,7 @@ func (s *Store) Replicate(ctx context.Context) {
 			if err != nil {
 				wait := min(time.Second<<min(d.Attempts-1, 6), time.Minute)
 				wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-				s.log.Warn("replication to the backend failed; will retry", "key", UnescapeKey(d.Key), "attempt", d.Attempts, "in", wait, "err", err)
+				s.log.Warn("replication to the backend failed; will retry", "key", UnescapeKey(d.Key), "attempt", d.Attempts, "retry_in_ms", wait.Milliseconds(), "err", err)
 				outs = append(outs, Outcome{ID: d.ID, Next: time.Now().Add(wait), Error: err.Error()})
 				continue
 			}
