@@ -9,6 +9,7 @@ import (
 	"go/token"
 	"go/types"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,10 @@ func TestLogFields(t *testing.T) {
 	t.Logf("%d log fields checked", checked)
 	if checked < 50 {
 		t.Fatalf("only %d log fields found: the check does not see the slog calls", checked)
+	}
+	if testing.Verbose() {
+		names := slices.Sorted(maps.Keys(kinds))
+		t.Logf("fields: %s", strings.Join(names, " "))
 	}
 	for name, ks := range kinds {
 		if len(ks) > 1 {

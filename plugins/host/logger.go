@@ -29,7 +29,7 @@ var toSlog = map[hclog.Level]slog.Level{
 	hclog.Error: slog.LevelError,
 }
 
-var hclogKeys = map[string]string{"plugin": "path", "id": "pid", "error": "err"}
+var hclogKeys = map[string]string{"plugin": "file", "id": "pid", "error": "err"}
 
 func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	lv, ok := toSlog[level]

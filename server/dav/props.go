@@ -49,7 +49,7 @@ func (pc *propCtx) deadProps(r *resource) []deadProp {
 	raw := r.props()
 	if len(raw) > pc.maxRawProps {
 		pc.log.Warn("dead properties over the limits left out of PROPFIND; PROPPATCH can remove them",
-			"key", r.key, "bytes", len(raw))
+			"key", store.UnescapeKey(r.key), "size", len(raw))
 		return nil
 	}
 	return deadProps(raw)
