@@ -226,7 +226,7 @@ func serve(c *cli.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	server.ConfigPath = c.String("config")
-	server.Version = buildVersion()
+	server.Version, server.Commit = versionAndCommit()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err

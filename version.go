@@ -57,3 +57,23 @@ func formatVersion(version, commit string, bi *debug.BuildInfo) string {
 	}
 	return version + " (commit " + commit + ")"
 }
+
+// versionAndCommit returns the release and the commit apart, as
+// formatVersion finds them, for the attachd_build_info metric.
+func versionAndCommit() (v, c string) {
+	v, c = version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
+			}
+		}
+		if m := bi.Main.Version; v == "" && m != "" && m != "(devel)" {
+			v = m
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	return v, c
+}

@@ -119,16 +119,20 @@ func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Version is attachd's version, reported by attachd_build_info; main sets it
-// from its build flags before New.
-var Version = "devel"
+// Version and Commit say which attachd this is, in attachd_build_info; main
+// sets them from its build flags before New. An empty Commit is taken from
+// the build information Go records.
+var (
+	Version = "devel"
+	Commit  = ""
+)
 
 // buildInfo returns the constant attachd_build_info gauge: 1, labelled with
 // the version, the VCS commit the binary was built from ("" if unknown) and
 // the Go release that built it.
 func buildInfo() prometheus.Collector {
-	commit := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	commit := Commit
+	if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
 				commit = s.Value

@@ -123,7 +123,7 @@ func TestMetricsNames(t *testing.T) {
 	switch {
 	case info == nil:
 		t.Error("/metrics lacks attachd_build_info")
-	case info.value != 1 || info.labels["version"] == "" || !strings.HasPrefix(info.labels["goversion"], "go"):
+	case info.value != 1 || info.labels["version"] == "" || strings.Contains(info.labels["version"], " ") || !strings.HasPrefix(info.labels["goversion"], "go"):
 		t.Errorf("attachd_build_info = %v %v", info.value, info.labels)
 	default:
 		if _, ok := info.labels["commit"]; !ok {
