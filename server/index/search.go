@@ -56,6 +56,15 @@ func Describe(o Object) Recording {
 	return r
 }
 
+// AccountMoves reports whether moving the folder src to dst may change the
+// Recording.Account of the objects below it: when an object's metadata
+// names no account, it is read from the key (recording.AccountFromKey), and
+// only the folder's part of the key changes. An implementation of
+// Tx.MoveTree derives the account of those objects again.
+func AccountMoves(src, dst string) bool {
+	return recording.AccountFromKey(src) != recording.AccountFromKey(dst)
+}
+
 func firstNonEmpty(a, b string) string {
 	if a != "" {
 		return a

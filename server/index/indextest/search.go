@@ -130,6 +130,26 @@ func testSearch(t *testing.T, x index.Index) {
 		t.Errorf("after delete: %q", got)
 	}
 	testGroups(t, x, day)
+	testMoveAccount(t, x)
+}
+
+// testMoveAccount: an object whose metadata names no account takes it from
+// its key, and a folder moved to another account's takes that one.
+func testMoveAccount(t *testing.T, x index.Index) {
+	const a, b = "4e3005310add6229778caf6babfe7cfb", "0badc0ffee0badc0ffee0badc0ffee00"
+	o := voicemail("m/"+a+"/box/vm.mp3", "Mover", "+1", "9", time.Unix(0, 0))
+	o.Meta = json.RawMessage(`{"document":{"caller_id_name":"Mover","mailbox":"9"}}`)
+	put(t, x, o)
+	if got := searchKeys(t, x, index.Query{Account: a}); !slices.Equal(got, []string{o.Key}) {
+		t.Fatalf("account from the key: %q", got)
+	}
+	update(t, x, func(tx index.Tx) error { return tx.MoveTree("m/"+a, "m/"+b) })
+	if got := searchKeys(t, x, index.Query{Account: b}); !slices.Equal(got, []string{"m/" + b + "/box/vm.mp3"}) {
+		t.Errorf("after moving the folder to account b: %q", got)
+	}
+	if got := searchKeys(t, x, index.Query{Account: a}); len(got) != 0 {
+		t.Errorf("still in account a: %q", got)
+	}
 }
 
 func testGroups(t *testing.T, x index.Index, day time.Time) {

@@ -364,7 +364,15 @@ func (t *tx) MoveTree(src, dst string) error {
 		dst, n, lo, hi, index.Parent(dst), src); err != nil {
 		return fmt.Errorf("index: move folder: %w", err)
 	}
-	return nil
+	if !index.AccountMoves(src, dst) {
+		return nil
+	}
+	return t.Walk(dst, func(o index.Object) error {
+		if _, err := t.exec(`UPDATE attachd_objects SET rec_account = $1 WHERE key = $2`, clean(index.Describe(o).Account), o.Key); err != nil {
+			return fmt.Errorf("index: move folder: %w", err)
+		}
+		return nil
+	})
 }
 
 // ClearObjects implements index.Tx.

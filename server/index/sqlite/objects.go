@@ -308,7 +308,15 @@ func (t *tx) MoveTree(src, dst string) error {
 	if _, err := t.exec(`UPDATE dirs SET key = ?, parent = ? WHERE key = ?`, dst, index.Parent(dst), src); err != nil {
 		return fmt.Errorf("index: move folder: %w", err)
 	}
-	return nil
+	if !index.AccountMoves(src, dst) {
+		return nil
+	}
+	return t.Walk(dst, func(o index.Object) error {
+		if _, err := t.exec(`UPDATE objects SET rec_account = ? WHERE key = ?`, index.Describe(o).Account, o.Key); err != nil {
+			return fmt.Errorf("index: move folder: %w", err)
+		}
+		return nil
+	})
 }
 
 // ClearObjects implements index.Tx.
