@@ -152,7 +152,8 @@ func (s *Server) open() error {
 	if cfg.UI.Enabled {
 		s.ui, err = ui.New(ui.Options{Store: s.store, Auth: func() *auth.Authenticator { return s.now().auth }, Log: s.log,
 			SessionIdle: time.Duration(cfg.UI.SessionIdle), SessionMax: time.Duration(cfg.UI.SessionMax),
-			Secret: cfg.Cluster.Secret, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https:"), PageSize: cfg.UI.PageSize})
+			Secret: cfg.Cluster.Secret, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https:"), PageSize: cfg.UI.PageSize,
+			HTTPS: func(r *http.Request) bool { return clientOf(r).Scheme == "https" }})
 		if err != nil {
 			s.store.Close()
 			return err

@@ -33,7 +33,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, s *session, ac
 // change checks a delete's or a move's form, then makes the change through
 // the store, so that hooks, quotas and the backend see it as any other.
 func (h *Handler) change(w http.ResponseWriter, r *http.Request, s *session, do func(context.Context, *session, string, url.Values) (string, error)) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		h.fail(w, r, s, http.StatusBadRequest, "malformed form")
 		return

@@ -12,8 +12,8 @@ import (
 	"github.com/attachd/attachd/server/auth"
 )
 
-// maxLoginForm bounds the sign-in form's body.
-const maxLoginForm = 4 << 10
+// maxForm bounds the body of a form: sign-in, sign-out, delete, move.
+const maxForm = 4 << 10
 
 // login shows the sign-in form (GET) or checks it (POST) against the
 // configured users, through the same checks and failed-login limiter as
@@ -42,7 +42,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request, next string,
 }
 
 func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		h.fail(w, r, nil, http.StatusBadRequest, "malformed sign-in form")
 		return
@@ -78,7 +78,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if r.ParseForm() != nil || !h.checkCSRF(s, r.PostForm.Get("csrf")) {
 		h.fail(w, r, s, http.StatusForbidden, "the form's token is missing or stale: reload the page and try again")
 		return

@@ -126,12 +126,12 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name string) {
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/ui/", MaxAge: int(maxAge.Seconds()),
-		HttpOnly: true, Secure: r.TLS != nil || h.secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: h.secure || h.https(r), SameSite: http.SameSiteStrictMode})
 }
 
 func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/ui/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil || h.secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: h.secure || h.https(r), SameSite: http.SameSiteStrictMode})
 }
 
 // csrf returns the token a session's forms carry.

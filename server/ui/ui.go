@@ -53,6 +53,10 @@ type Options struct {
 	// SecureCookies marks cookies Secure even on plain HTTP: the server is
 	// behind a TLS-terminating proxy (public_url is https).
 	SecureCookies bool
+	// HTTPS, if set, reports whether the client used HTTPS to send r (a
+	// trusted proxy says so); cookies sent to it are Secure. Without it,
+	// r.TLS decides.
+	HTTPS func(r *http.Request) bool
 	// PageSize is how many messages a page lists.
 	PageSize int
 }
@@ -66,6 +70,7 @@ type Handler struct {
 	max      time.Duration
 	key      []byte
 	secure   bool
+	https    func(*http.Request) bool
 	pageSize int
 	pages    map[string]*template.Template
 	static   http.Handler
@@ -75,10 +80,13 @@ type Handler struct {
 // New returns a Handler.
 func New(o Options) (*Handler, error) {
 	h := &Handler{st: o.Store, users: o.Auth, log: o.Log, idle: o.SessionIdle, max: o.SessionMax,
-		key: sessionKey(o.Secret), secure: o.SecureCookies, pageSize: o.PageSize, now: time.Now,
+		key: sessionKey(o.Secret), secure: o.SecureCookies, https: o.HTTPS, pageSize: o.PageSize, now: time.Now,
 		pages: map[string]*template.Template{}}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if h.https == nil {
+		h.https = func(r *http.Request) bool { return r.TLS != nil }
 	}
 	for _, name := range []string{"login", "inbox", "player", "confirm", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")

@@ -285,11 +285,37 @@ func TestSecureCookieOnTLS(t *testing.T) {
 			t.Errorf("cookie %s not Secure on TLS", ck.Name)
 		}
 	}
+	f3 := newFixture(t, false, func(o *Options) {
+		o.HTTPS = func(r *http.Request) bool { return r.Header.Get("X-Test-Proto") == "https" }
+	})
+	for _, ck := range f3.get(f3.client(), "/ui/login", "X-Test-Proto", "https").resp.Cookies() {
+		if !ck.Secure {
+			t.Errorf("cookie %s not Secure for a client a proxy says used HTTPS", ck.Name)
+		}
+	}
 	f2 := newFixture(t, false, func(o *Options) { o.SecureCookies = true })
 	for _, ck := range f2.get(f2.client(), "/ui/login").resp.Cookies() {
 		if !ck.Secure {
 			t.Errorf("cookie %s not Secure behind an https public_url", ck.Name)
 		}
+	}
+}
+
+func TestOversizeFormRefused(t *testing.T) {
+	f := newFixture(t, false)
+	c := f.client()
+	p := f.get(c, "/ui/login")
+	form := url.Values{"user": {"rw"}, "password": {strings.Repeat("x", maxForm)}, "token": {field(t, tokenRe, p.body)}}
+	if p := f.post(c, "/ui/login", form); p.code != http.StatusBadRequest || !strings.Contains(p.body, "malformed sign-in form") {
+		t.Errorf("a sign-in form over %d bytes: %d", maxForm, p.code)
+	}
+	c = f.signIn("rw")
+	form = url.Values{"csrf": {f.csrf(c)}, "p": {"kazoo/" + acctA + "/vm1.mp3"}, "to": {strings.Repeat("x/", maxForm)}}
+	if p := f.post(c, "/ui/move", form); p.code != http.StatusBadRequest {
+		t.Errorf("a move form over %d bytes: %d", maxForm, p.code)
+	}
+	if _, err := f.st.Stat(context.Background(), "kazoo/"+acctA+"/vm1.mp3"); err != nil {
+		t.Errorf("the refused move changed something: %v", err)
 	}
 }
 
