@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/plugins/internal/chunkio"
+	"github.com/attachd/attachd/plugins/internal/fdpass"
 	pb "github.com/attachd/attachd/plugins/proto"
 )
 
@@ -76,6 +78,9 @@ func (b *backend) Open(ctx context.Context, name string, off, n int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
+	if inst.fdPassing {
+		return b.openPipe(ctx, inst, name, off, n)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := inst.storage.Read(ctx, &pb.ReadRequest{Name: name, Offset: off, Length: n})
 	if err != nil {
@@ -112,7 +117,7 @@ func (b *backend) Create(ctx context.Context, name string, size int64) (blob.Wri
 		cancel()
 		return nil, b.mapErr("create", name, err)
 	}
-	w := &blobWriter{b: b, name: name, stream: stream, cancel: cancel, chunk: inst.chunk}
+	w := &blobWriter{b: b, inst: inst, name: name, stream: stream, cancel: cancel, chunk: inst.chunk}
 	if err := w.send(&pb.WriteRequest{Msg: &pb.WriteRequest_Header{Header: &pb.WriteHeader{Name: name, Size: size}}}); err != nil {
 		cancel()
 		return nil, err
@@ -125,6 +130,7 @@ func (b *backend) Create(ctx context.Context, name string, size int64) (blob.Wri
 
 type blobWriter struct {
 	b      *backend
+	inst   *instance
 	name   string
 	stream grpc.ClientStreamingClient[pb.WriteRequest, pb.BlobInfo]
 	cancel context.CancelFunc
@@ -185,6 +191,36 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteFile implements blob.FileWriter: a plugin that takes descriptors
+// reads the range from the host's own open file; any other gets it in
+// chunks.
+func (w *blobWriter) WriteFile(f *os.File, off, n int64) (int64, error) {
+	if !w.inst.fdPassing {
+		return io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(f, off, n), make([]byte, w.chunk))
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.done {
+		return 0, fmt.Errorf("plugin %s: write %q: writer already finished", w.b.s.name, w.name)
+	}
+	if err := w.flush(); err != nil {
+		return 0, err
+	}
+	token := fdpass.NewToken()
+	if err := w.inst.fds.Send(token, f); err != nil {
+		w.b.s.check()
+		w.err = fmt.Errorf("plugin %s: write %q: %w: %v", w.b.s.name, w.name, ErrUnavailable, err)
+		w.cancel()
+		return 0, w.err
+	}
+	m := &pb.WriteFromFd{Token: token, Offset: off, Length: n}
+	if err := w.send(&pb.WriteRequest{Msg: &pb.WriteRequest_File{File: m}}); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 func (w *blobWriter) Commit(ctx context.Context) error {
 	if w.done {
 		return fmt.Errorf("plugin %s: commit %q: writer already finished", w.b.s.name, w.name)
@@ -213,6 +249,92 @@ func (w *blobWriter) Abort() error {
 		w.done = true
 		w.cancel() // the plugin sees the stream cancelled and discards the blob
 	}
+	return nil
+}
+
+// openPipe serves Open for a plugin that takes descriptors: it writes the
+// bytes into a pipe the host passes it, and the Read stream carries only
+// the outcome.
+func (b *backend) openPipe(ctx context.Context, inst *instance, name string, off, n int64) (io.ReadCloser, error) {
+	pr, pw, err := fdpass.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: read %q: %w", b.s.name, name, err)
+	}
+	token := fdpass.NewToken()
+	err = inst.fds.Send(token, pw)
+	// Only the plugin's copy of the write end may stay open: its closing,
+	// by the plugin or by its death, is the end of the bytes.
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		b.s.check()
+		return nil, fmt.Errorf("plugin %s: read %q: %w: %v", b.s.name, name, ErrUnavailable, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := func() { cancel(); pr.Close() }
+	stream, err := inst.storage.Read(ctx, &pb.ReadRequest{Name: name, Offset: off, Length: n, FdToken: token})
+	if err != nil {
+		stop()
+		return nil, b.mapErr("read", name, err)
+	}
+	// The first message says the blob is open (or why not).
+	if c, err := stream.Recv(); err != nil || len(c.Data) > 0 {
+		stop()
+		if err == nil || err == io.EOF {
+			return nil, fmt.Errorf("plugin %s: read %q: %w", b.s.name, name, errPipeProtocol)
+		}
+		return nil, b.mapErr("read", name, err)
+	}
+	return &pipeReader{b: b, name: name, r: pr, stream: stream, stop: stop}, nil
+}
+
+var errPipeProtocol = errors.New("the plugin broke the pipe protocol (a chunk where it must send none)")
+
+// pipeReader reads a blob from the pipe a plugin writes it into. The pipe
+// ends alike whether the plugin finished or died, so at its end the reader
+// waits for the Read stream's status: only a clean end is io.EOF.
+type pipeReader struct {
+	b      *backend
+	name   string
+	r      *os.File
+	stream grpc.ServerStreamingClient[pb.Chunk]
+	stop   func()
+	err    error // sticky
+}
+
+func (p *pipeReader) Read(buf []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	n, err := p.r.Read(buf)
+	switch {
+	case err == io.EOF:
+		p.err = p.end()
+	case err != nil:
+		p.err = fmt.Errorf("plugin %s: read %q: %w", p.b.s.name, p.name, err)
+	}
+	if n > 0 && p.err == io.EOF {
+		return n, nil // io.EOF on the next call
+	}
+	return n, p.err
+}
+
+// end returns the plugin's verdict once the pipe has ended.
+func (p *pipeReader) end() error {
+	_, err := p.stream.Recv()
+	switch {
+	case err == io.EOF:
+		return io.EOF
+	case err != nil:
+		return p.b.mapErr("read", p.name, err)
+	}
+	return fmt.Errorf("plugin %s: read %q: %w", p.b.s.name, p.name, errPipeProtocol)
+}
+
+// Close cancels the read; a plugin still writing sees the call cancelled
+// and its pipe broken.
+func (p *pipeReader) Close() error {
+	p.stop()
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/plugins/hook"
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/plugins/internal/fdpass"
 	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/plugins/sdk"
 )
@@ -52,6 +53,13 @@ func runFaultPlugin(name string) {
 		sdk.ServeStorage(name, "child-"+strconv.Itoa(cmd.Process.Pid), &faultStorage{})
 	case name == "hook":
 		sdk.ServeHook(name, "1", contentHook{})
+	case name == "memory":
+		sdk.ServeStorage(name, "1", &memStorage{})
+	case name == "memstream": // a plugin built before descriptor passing
+		os.Unsetenv(fdpass.EnvVar)
+		sdk.ServeStorage(name, "1", &memStorage{})
+	case name == "midcrash":
+		sdk.ServeStorage(name, "1", &memStorage{crashAfter: 1 << 20})
 	default:
 		fmt.Fprintln(os.Stderr, "unknown fault plugin", name)
 		os.Exit(2)

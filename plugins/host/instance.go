@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/internal/fdpass"
 	pb "github.com/attachd/attachd/plugins/proto"
 )
 
@@ -40,14 +41,17 @@ func permanent(err error) error { return &permanentError{err} }
 
 // instance is one running plugin process and its gRPC clients.
 type instance struct {
-	client  *plugin.Client
-	rpc     plugin.ClientProtocol
-	pid     int
-	info    *pb.DescribeResponse
-	chunk   int
-	storage pb.StorageClient
-	hook    pb.HookClient
-	health  healthpb.HealthClient
+	client *plugin.Client
+	rpc    plugin.ClientProtocol
+	pid    int
+	info   *pb.DescribeResponse
+	chunk  int
+	fds    *fdpass.Sender // the plugin's descriptor socket; nil if none
+	// fdPassing: the plugin takes descriptors (ConfigureResponse.fd_passing).
+	fdPassing bool
+	storage   pb.StorageClient
+	hook      pb.HookClient
+	health    healthpb.HealthClient
 }
 
 // conn is what the host side of the go-plugin "plugin" dispenses.
@@ -74,13 +78,21 @@ func (s *supervisor) start() (*instance, error) {
 		return nil, err
 	}
 	tail := &tailWriter{}
-	client := s.newClient(p, tail)
-	inst := &instance{client: client}
+	fds, child, err := fdpass.Pair()
+	if err != nil {
+		// Streaming works without it; only the shortcut is lost.
+		s.m.log.Warn("plugin gets no descriptor socket", "plugin", s.name, "err", err)
+	}
+	client := s.newClient(p, tail, child)
+	inst := &instance{client: client, fds: fds}
 	fail := func(err error) (*instance, error) {
 		s.kill(inst)
 		return nil, err
 	}
 	rpc, err := client.Client()
+	if child != nil {
+		child.Close() // the plugin has its own copy, or never will
+	}
 	if pid, perr := strconv.Atoi(client.ID()); perr == nil {
 		inst.pid = pid
 	}
@@ -144,9 +156,14 @@ func (s *supervisor) prepare() (prepared, error) {
 
 // newClient builds the go-plugin client that runs the executable: gRPC only,
 // mutual TLS, no host environment, the pin checked again right before exec.
-func (s *supervisor) newClient(p prepared, stderr *tailWriter) *plugin.Client {
+// fdSocket, if not nil, is the plugin's end of its descriptor socket.
+func (s *supervisor) newClient(p prepared, stderr *tailWriter, fdSocket *os.File) *plugin.Client {
 	cmd := exec.Command(p.path)
 	cmd.Env = allowedEnv()
+	if fdSocket != nil {
+		cmd.ExtraFiles = []*os.File{fdSocket} // descriptor 3 in the plugin
+		cmd.Env = append(cmd.Env, fdpass.EnvVar+"=3")
+	}
 	setProcAttr(cmd)
 	return plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pb.Handshake,
@@ -205,6 +222,7 @@ func (s *supervisor) handshake(ctx context.Context, inst *instance, c *conn, p p
 		return permanent(fmt.Errorf("plugin %s: chose chunk size %d, want 1 byte to %d", s.name, resp.ChunkSize, pb.MaxChunkSize))
 	}
 	inst.chunk = int(resp.ChunkSize)
+	inst.fdPassing = resp.FdPassing && inst.fds != nil
 	inst.health = healthpb.NewHealthClient(c.cc)
 	if slices.Contains(info.Kinds, pb.Kind_KIND_STORAGE) {
 		inst.storage = pb.NewStorageClient(c.cc)
@@ -292,4 +310,7 @@ func (s *supervisor) kill(inst *instance) {
 		s.m.log.Warn("plugin did not stop in time; killing it", "plugin", s.name, "pid", inst.pid)
 	}
 	killGroup(inst.pid)
+	if inst.fds != nil {
+		inst.fds.Close()
+	}
 }

@@ -40,6 +40,9 @@ type PluginStatus struct {
 	Restarts  int
 	Since     time.Time // when State was entered
 	LastError string    // the last start failure or crash, "" if none
+	// FdPassing: the running plugin takes bytes through passed file
+	// descriptors rather than gRPC chunks.
+	FdPassing bool
 }
 
 // supervisor runs one plugin: starts it, watches it, restarts it with
@@ -83,7 +86,9 @@ func (s *supervisor) set(state State, inst *instance, err error) {
 		s.st.State, s.st.Since = state, time.Now()
 	}
 	s.st.PID = 0
+	s.st.FdPassing = false
 	if inst != nil {
+		s.st.FdPassing = inst.fdPassing
 		s.st.PID = inst.pid
 		s.st.Version = inst.info.Version
 		s.st.Kinds = kindNames(inst.info.Kinds)

@@ -2,8 +2,10 @@
 //
 // A plugin serves Info plus the services of its kinds (Storage, Hook). The
 // host serves HostBlobs back to hook plugins through go-plugin's GRPCBroker.
-// Bytes always move as a stream of chunks of the size agreed in Configure,
-// never as one message, so memory stays flat whatever the blob size.
+// Bytes move as a stream of chunks of the size agreed in Configure, never as
+// one message, so memory stays flat whatever the blob size; or, with a plugin
+// that takes file descriptors (ConfigureResponse.fd_passing), through a file
+// or pipe the host passes it, outside gRPC.
 //
 // Regenerate the Go code with: go generate ./plugins/proto
 
@@ -318,7 +320,12 @@ type ConfigureResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// chunk_size is the plugin's choice, 1 byte to 4 MiB; both sides send
 	// chunks of at most this size.
-	ChunkSize     uint32 `protobuf:"varint,1,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	ChunkSize uint32 `protobuf:"varint,1,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// fd_passing says the plugin takes file descriptors over the socket the
+	// host passed it (environment ATTACHD_PLUGIN_FD_SOCKET): WriteFromFd in a
+	// Write stream, ReadRequest.fd_token in a Read. A plugin that leaves it
+	// false gets every byte as chunks.
+	FdPassing     bool `protobuf:"varint,2,opt,name=fd_passing,json=fdPassing,proto3" json:"fd_passing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +365,13 @@ func (x *ConfigureResponse) GetChunkSize() uint32 {
 		return x.ChunkSize
 	}
 	return 0
+}
+
+func (x *ConfigureResponse) GetFdPassing() bool {
+	if x != nil {
+		return x.FdPassing
+	}
+	return false
 }
 
 type StatRequest struct {
@@ -465,10 +479,15 @@ func (x *BlobInfo) GetModTimeUnixNano() int64 {
 }
 
 type ReadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Offset int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	// fd_token, if set, names a pipe the host passed over the descriptor
+	// socket (only to a plugin that answered fd_passing): the plugin sends one
+	// empty Chunk once the blob is open, writes the bytes into the pipe instead
+	// of sending chunks, closes it, and ends the stream with the outcome.
+	FdToken       []byte `protobuf:"bytes,4,opt,name=fd_token,json=fdToken,proto3" json:"fd_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +543,13 @@ func (x *ReadRequest) GetLength() int64 {
 	return 0
 }
 
+func (x *ReadRequest) GetFdToken() []byte {
+	if x != nil {
+		return x.FdToken
+	}
+	return nil
+}
+
 type Chunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -575,6 +601,7 @@ type WriteRequest struct {
 	//	*WriteRequest_Header
 	//	*WriteRequest_Data
 	//	*WriteRequest_Commit
+	//	*WriteRequest_File
 	Msg           isWriteRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -644,6 +671,15 @@ func (x *WriteRequest) GetCommit() *WriteCommit {
 	return nil
 }
 
+func (x *WriteRequest) GetFile() *WriteFromFd {
+	if x != nil {
+		if x, ok := x.Msg.(*WriteRequest_File); ok {
+			return x.File
+		}
+	}
+	return nil
+}
+
 type isWriteRequest_Msg interface {
 	isWriteRequest_Msg()
 }
@@ -660,11 +696,80 @@ type WriteRequest_Commit struct {
 	Commit *WriteCommit `protobuf:"bytes,3,opt,name=commit,proto3,oneof"`
 }
 
+type WriteRequest_File struct {
+	File *WriteFromFd `protobuf:"bytes,4,opt,name=file,proto3,oneof"`
+}
+
 func (*WriteRequest_Header) isWriteRequest_Msg() {}
 
 func (*WriteRequest_Data) isWriteRequest_Msg() {}
 
 func (*WriteRequest_Commit) isWriteRequest_Msg() {}
+
+func (*WriteRequest_File) isWriteRequest_Msg() {}
+
+// WriteFromFd appends length bytes read at offset from the file the host
+// passed over the descriptor socket under token (only to a plugin that
+// answered fd_passing). The plugin reads them before the next message.
+type WriteFromFd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteFromFd) Reset() {
+	*x = WriteFromFd{}
+	mi := &file_attachd_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteFromFd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteFromFd) ProtoMessage() {}
+
+func (x *WriteFromFd) ProtoReflect() protoreflect.Message {
+	mi := &file_attachd_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteFromFd.ProtoReflect.Descriptor instead.
+func (*WriteFromFd) Descriptor() ([]byte, []int) {
+	return file_attachd_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WriteFromFd) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *WriteFromFd) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *WriteFromFd) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
 
 type WriteHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -677,7 +782,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_attachd_proto_msgTypes[9]
+	mi := &file_attachd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +794,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[9]
+	mi := &file_attachd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +807,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{9}
+	return file_attachd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WriteHeader) GetName() string {
@@ -727,7 +832,7 @@ type WriteCommit struct {
 
 func (x *WriteCommit) Reset() {
 	*x = WriteCommit{}
-	mi := &file_attachd_proto_msgTypes[10]
+	mi := &file_attachd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +844,7 @@ func (x *WriteCommit) String() string {
 func (*WriteCommit) ProtoMessage() {}
 
 func (x *WriteCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[10]
+	mi := &file_attachd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +857,7 @@ func (x *WriteCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCommit.ProtoReflect.Descriptor instead.
 func (*WriteCommit) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{10}
+	return file_attachd_proto_rawDescGZIP(), []int{11}
 }
 
 type DeleteRequest struct {
@@ -764,7 +869,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_attachd_proto_msgTypes[11]
+	mi := &file_attachd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +881,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[11]
+	mi := &file_attachd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +894,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{11}
+	return file_attachd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRequest) GetName() string {
@@ -810,7 +915,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_attachd_proto_msgTypes[12]
+	mi := &file_attachd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +927,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[12]
+	mi := &file_attachd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +940,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{12}
+	return file_attachd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -869,7 +974,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_attachd_proto_msgTypes[13]
+	mi := &file_attachd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +986,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[13]
+	mi := &file_attachd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +999,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{13}
+	return file_attachd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListResponse) GetBlobs() []*BlobInfo {
@@ -922,7 +1027,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_attachd_proto_msgTypes[14]
+	mi := &file_attachd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1039,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[14]
+	mi := &file_attachd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1052,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{14}
+	return file_attachd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeliverRequest) GetEventJson() []byte {
@@ -976,7 +1081,7 @@ type DeliverResponse struct {
 
 func (x *DeliverResponse) Reset() {
 	*x = DeliverResponse{}
-	mi := &file_attachd_proto_msgTypes[15]
+	mi := &file_attachd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1093,7 @@ func (x *DeliverResponse) String() string {
 func (*DeliverResponse) ProtoMessage() {}
 
 func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[15]
+	mi := &file_attachd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1106,7 @@ func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
 func (*DeliverResponse) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{15}
+	return file_attachd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeliverResponse) GetOutcome() Outcome {
@@ -1044,7 +1149,7 @@ type BlobReadRequest struct {
 
 func (x *BlobReadRequest) Reset() {
 	*x = BlobReadRequest{}
-	mi := &file_attachd_proto_msgTypes[16]
+	mi := &file_attachd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1161,7 @@ func (x *BlobReadRequest) String() string {
 func (*BlobReadRequest) ProtoMessage() {}
 
 func (x *BlobReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_attachd_proto_msgTypes[16]
+	mi := &file_attachd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1174,7 @@ func (x *BlobReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReadRequest.ProtoReflect.Descriptor instead.
 func (*BlobReadRequest) Descriptor() ([]byte, []int) {
-	return file_attachd_proto_rawDescGZIP(), []int{16}
+	return file_attachd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BlobReadRequest) GetKey() string {
@@ -1117,27 +1222,35 @@ const file_attachd_proto_rawDesc = "" +
 	"configJson\x12!\n" +
 	"\fsecrets_json\x18\x02 \x01(\fR\vsecretsJson\x12.\n" +
 	"\x13proposed_chunk_size\x18\x03 \x01(\rR\x11proposedChunkSize\x12/\n" +
-	"\x14host_blobs_broker_id\x18\x04 \x01(\rR\x11hostBlobsBrokerId\"2\n" +
+	"\x14host_blobs_broker_id\x18\x04 \x01(\rR\x11hostBlobsBrokerId\"Q\n" +
 	"\x11ConfigureResponse\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x01 \x01(\rR\tchunkSize\"!\n" +
+	"chunk_size\x18\x01 \x01(\rR\tchunkSize\x12\x1d\n" +
+	"\n" +
+	"fd_passing\x18\x02 \x01(\bR\tfdPassing\"!\n" +
 	"\vStatRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"_\n" +
 	"\bBlobInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12+\n" +
-	"\x12mod_time_unix_nano\x18\x03 \x01(\x03R\x0fmodTimeUnixNano\"Q\n" +
+	"\x12mod_time_unix_nano\x18\x03 \x01(\x03R\x0fmodTimeUnixNano\"l\n" +
 	"\vReadRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x03 \x01(\x03R\x06length\"\x1b\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\x12\x19\n" +
+	"\bfd_token\x18\x04 \x01(\fR\afdToken\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x9f\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xd5\x01\n" +
 	"\fWriteRequest\x128\n" +
 	"\x06header\x18\x01 \x01(\v2\x1e.attachd.plugin.v1.WriteHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x128\n" +
-	"\x06commit\x18\x03 \x01(\v2\x1e.attachd.plugin.v1.WriteCommitH\x00R\x06commitB\x05\n" +
-	"\x03msg\"5\n" +
+	"\x06commit\x18\x03 \x01(\v2\x1e.attachd.plugin.v1.WriteCommitH\x00R\x06commit\x124\n" +
+	"\x04file\x18\x04 \x01(\v2\x1e.attachd.plugin.v1.WriteFromFdH\x00R\x04fileB\x05\n" +
+	"\x03msg\"S\n" +
+	"\vWriteFromFd\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\fR\x05token\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\"5\n" +
 	"\vWriteHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\"\r\n" +
@@ -1205,7 +1318,7 @@ func file_attachd_proto_rawDescGZIP() []byte {
 }
 
 var file_attachd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_attachd_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_attachd_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_attachd_proto_goTypes = []any{
 	(Kind)(0),                 // 0: attachd.plugin.v1.Kind
 	(Outcome)(0),              // 1: attachd.plugin.v1.Outcome
@@ -1218,46 +1331,48 @@ var file_attachd_proto_goTypes = []any{
 	(*ReadRequest)(nil),       // 8: attachd.plugin.v1.ReadRequest
 	(*Chunk)(nil),             // 9: attachd.plugin.v1.Chunk
 	(*WriteRequest)(nil),      // 10: attachd.plugin.v1.WriteRequest
-	(*WriteHeader)(nil),       // 11: attachd.plugin.v1.WriteHeader
-	(*WriteCommit)(nil),       // 12: attachd.plugin.v1.WriteCommit
-	(*DeleteRequest)(nil),     // 13: attachd.plugin.v1.DeleteRequest
-	(*ListRequest)(nil),       // 14: attachd.plugin.v1.ListRequest
-	(*ListResponse)(nil),      // 15: attachd.plugin.v1.ListResponse
-	(*DeliverRequest)(nil),    // 16: attachd.plugin.v1.DeliverRequest
-	(*DeliverResponse)(nil),   // 17: attachd.plugin.v1.DeliverResponse
-	(*BlobReadRequest)(nil),   // 18: attachd.plugin.v1.BlobReadRequest
-	nil,                       // 19: attachd.plugin.v1.DeliverResponse.AnnotationsEntry
+	(*WriteFromFd)(nil),       // 11: attachd.plugin.v1.WriteFromFd
+	(*WriteHeader)(nil),       // 12: attachd.plugin.v1.WriteHeader
+	(*WriteCommit)(nil),       // 13: attachd.plugin.v1.WriteCommit
+	(*DeleteRequest)(nil),     // 14: attachd.plugin.v1.DeleteRequest
+	(*ListRequest)(nil),       // 15: attachd.plugin.v1.ListRequest
+	(*ListResponse)(nil),      // 16: attachd.plugin.v1.ListResponse
+	(*DeliverRequest)(nil),    // 17: attachd.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),   // 18: attachd.plugin.v1.DeliverResponse
+	(*BlobReadRequest)(nil),   // 19: attachd.plugin.v1.BlobReadRequest
+	nil,                       // 20: attachd.plugin.v1.DeliverResponse.AnnotationsEntry
 }
 var file_attachd_proto_depIdxs = []int32{
 	0,  // 0: attachd.plugin.v1.DescribeResponse.kinds:type_name -> attachd.plugin.v1.Kind
-	11, // 1: attachd.plugin.v1.WriteRequest.header:type_name -> attachd.plugin.v1.WriteHeader
-	12, // 2: attachd.plugin.v1.WriteRequest.commit:type_name -> attachd.plugin.v1.WriteCommit
-	7,  // 3: attachd.plugin.v1.ListResponse.blobs:type_name -> attachd.plugin.v1.BlobInfo
-	1,  // 4: attachd.plugin.v1.DeliverResponse.outcome:type_name -> attachd.plugin.v1.Outcome
-	19, // 5: attachd.plugin.v1.DeliverResponse.annotations:type_name -> attachd.plugin.v1.DeliverResponse.AnnotationsEntry
-	2,  // 6: attachd.plugin.v1.Info.Describe:input_type -> attachd.plugin.v1.Empty
-	4,  // 7: attachd.plugin.v1.Info.Configure:input_type -> attachd.plugin.v1.ConfigureRequest
-	6,  // 8: attachd.plugin.v1.Storage.Stat:input_type -> attachd.plugin.v1.StatRequest
-	8,  // 9: attachd.plugin.v1.Storage.Read:input_type -> attachd.plugin.v1.ReadRequest
-	10, // 10: attachd.plugin.v1.Storage.Write:input_type -> attachd.plugin.v1.WriteRequest
-	13, // 11: attachd.plugin.v1.Storage.Delete:input_type -> attachd.plugin.v1.DeleteRequest
-	14, // 12: attachd.plugin.v1.Storage.List:input_type -> attachd.plugin.v1.ListRequest
-	16, // 13: attachd.plugin.v1.Hook.Deliver:input_type -> attachd.plugin.v1.DeliverRequest
-	18, // 14: attachd.plugin.v1.HostBlobs.Read:input_type -> attachd.plugin.v1.BlobReadRequest
-	3,  // 15: attachd.plugin.v1.Info.Describe:output_type -> attachd.plugin.v1.DescribeResponse
-	5,  // 16: attachd.plugin.v1.Info.Configure:output_type -> attachd.plugin.v1.ConfigureResponse
-	7,  // 17: attachd.plugin.v1.Storage.Stat:output_type -> attachd.plugin.v1.BlobInfo
-	9,  // 18: attachd.plugin.v1.Storage.Read:output_type -> attachd.plugin.v1.Chunk
-	7,  // 19: attachd.plugin.v1.Storage.Write:output_type -> attachd.plugin.v1.BlobInfo
-	2,  // 20: attachd.plugin.v1.Storage.Delete:output_type -> attachd.plugin.v1.Empty
-	15, // 21: attachd.plugin.v1.Storage.List:output_type -> attachd.plugin.v1.ListResponse
-	17, // 22: attachd.plugin.v1.Hook.Deliver:output_type -> attachd.plugin.v1.DeliverResponse
-	9,  // 23: attachd.plugin.v1.HostBlobs.Read:output_type -> attachd.plugin.v1.Chunk
-	15, // [15:24] is the sub-list for method output_type
-	6,  // [6:15] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 1: attachd.plugin.v1.WriteRequest.header:type_name -> attachd.plugin.v1.WriteHeader
+	13, // 2: attachd.plugin.v1.WriteRequest.commit:type_name -> attachd.plugin.v1.WriteCommit
+	11, // 3: attachd.plugin.v1.WriteRequest.file:type_name -> attachd.plugin.v1.WriteFromFd
+	7,  // 4: attachd.plugin.v1.ListResponse.blobs:type_name -> attachd.plugin.v1.BlobInfo
+	1,  // 5: attachd.plugin.v1.DeliverResponse.outcome:type_name -> attachd.plugin.v1.Outcome
+	20, // 6: attachd.plugin.v1.DeliverResponse.annotations:type_name -> attachd.plugin.v1.DeliverResponse.AnnotationsEntry
+	2,  // 7: attachd.plugin.v1.Info.Describe:input_type -> attachd.plugin.v1.Empty
+	4,  // 8: attachd.plugin.v1.Info.Configure:input_type -> attachd.plugin.v1.ConfigureRequest
+	6,  // 9: attachd.plugin.v1.Storage.Stat:input_type -> attachd.plugin.v1.StatRequest
+	8,  // 10: attachd.plugin.v1.Storage.Read:input_type -> attachd.plugin.v1.ReadRequest
+	10, // 11: attachd.plugin.v1.Storage.Write:input_type -> attachd.plugin.v1.WriteRequest
+	14, // 12: attachd.plugin.v1.Storage.Delete:input_type -> attachd.plugin.v1.DeleteRequest
+	15, // 13: attachd.plugin.v1.Storage.List:input_type -> attachd.plugin.v1.ListRequest
+	17, // 14: attachd.plugin.v1.Hook.Deliver:input_type -> attachd.plugin.v1.DeliverRequest
+	19, // 15: attachd.plugin.v1.HostBlobs.Read:input_type -> attachd.plugin.v1.BlobReadRequest
+	3,  // 16: attachd.plugin.v1.Info.Describe:output_type -> attachd.plugin.v1.DescribeResponse
+	5,  // 17: attachd.plugin.v1.Info.Configure:output_type -> attachd.plugin.v1.ConfigureResponse
+	7,  // 18: attachd.plugin.v1.Storage.Stat:output_type -> attachd.plugin.v1.BlobInfo
+	9,  // 19: attachd.plugin.v1.Storage.Read:output_type -> attachd.plugin.v1.Chunk
+	7,  // 20: attachd.plugin.v1.Storage.Write:output_type -> attachd.plugin.v1.BlobInfo
+	2,  // 21: attachd.plugin.v1.Storage.Delete:output_type -> attachd.plugin.v1.Empty
+	16, // 22: attachd.plugin.v1.Storage.List:output_type -> attachd.plugin.v1.ListResponse
+	18, // 23: attachd.plugin.v1.Hook.Deliver:output_type -> attachd.plugin.v1.DeliverResponse
+	9,  // 24: attachd.plugin.v1.HostBlobs.Read:output_type -> attachd.plugin.v1.Chunk
+	16, // [16:25] is the sub-list for method output_type
+	7,  // [7:16] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_attachd_proto_init() }
@@ -1269,6 +1384,7 @@ func file_attachd_proto_init() {
 		(*WriteRequest_Header)(nil),
 		(*WriteRequest_Data)(nil),
 		(*WriteRequest_Commit)(nil),
+		(*WriteRequest_File)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1276,7 +1392,7 @@ func file_attachd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_attachd_proto_rawDesc), len(file_attachd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -2,8 +2,10 @@
 //
 // A plugin serves Info plus the services of its kinds (Storage, Hook). The
 // host serves HostBlobs back to hook plugins through go-plugin's GRPCBroker.
-// Bytes always move as a stream of chunks of the size agreed in Configure,
-// never as one message, so memory stays flat whatever the blob size.
+// Bytes move as a stream of chunks of the size agreed in Configure, never as
+// one message, so memory stays flat whatever the blob size; or, with a plugin
+// that takes file descriptors (ConfigureResponse.fd_passing), through a file
+// or pipe the host passes it, outside gRPC.
 //
 // Regenerate the Go code with: go generate ./plugins/proto
 

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/attachd/attachd/plugins/internal/fdpass"
 	pb "github.com/attachd/attachd/plugins/proto"
 )
 
@@ -20,6 +23,7 @@ type server struct {
 	p      Plugin
 	log    hclog.Logger
 	broker *plugin.GRPCBroker
+	fds    *fdpass.Receiver // nil: the host passes no descriptors
 
 	mu         sync.Mutex
 	configured bool
@@ -27,7 +31,34 @@ type server struct {
 }
 
 func newServer(p Plugin, log hclog.Logger) *server {
-	return &server{p: p, log: log, chunkSize: pb.DefaultChunkSize}
+	s := &server{p: p, log: log, chunkSize: pb.DefaultChunkSize}
+	if p.Storage != nil {
+		fds, err := fdpass.FromEnv()
+		if err != nil {
+			// Streaming still works; only the shortcut is lost.
+			log.Warn("descriptor passing is off", "error", err)
+		}
+		s.fds = fds
+	}
+	return s
+}
+
+// fdWait bounds the wait for a passed descriptor: the host sends it before
+// the call that names it, so it is normally there already.
+const fdWait = 30 * time.Second
+
+// takeFd returns the descriptor the host passed under token.
+func (s *server) takeFd(ctx context.Context, token []byte) (*os.File, error) {
+	if s.fds == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this plugin was given no descriptor socket")
+	}
+	ctx, cancel := context.WithTimeout(ctx, fdWait)
+	defer cancel()
+	f, err := s.fds.Take(ctx, token)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "passed descriptor: %v", err)
+	}
+	return f, nil
 }
 
 // ready refuses calls before Configure: a plugin restarted by the host must
@@ -83,7 +114,7 @@ func (i *infoServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	i.s.configured = true
 	i.s.chunkSize = size
 	i.s.mu.Unlock()
-	return &pb.ConfigureResponse{ChunkSize: uint32(size)}, nil
+	return &pb.ConfigureResponse{ChunkSize: uint32(size), FdPassing: i.s.fds != nil}, nil
 }
 
 // chooseChunkSize takes the host's proposal within 64 KiB–4 MiB, the range

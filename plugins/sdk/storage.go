@@ -82,6 +82,9 @@ func (ss *storageServer) Read(req *pb.ReadRequest, stream grpc.ServerStreamingSe
 	if err != nil {
 		return err
 	}
+	if len(req.FdToken) > 0 {
+		return ss.readToFd(req, stream)
+	}
 	ctx := stream.Context()
 	r, err := ss.s.p.Storage.Open(ctx, req.Name, req.Offset, req.Length)
 	if err != nil {
@@ -91,6 +94,31 @@ func (ss *storageServer) Read(req *pb.ReadRequest, stream grpc.ServerStreamingSe
 	return toStatus(chunkio.Send(r, chunk, func(b []byte) error {
 		return stream.Send(&pb.Chunk{Data: b})
 	}))
+}
+
+// readToFd serves a Read into the pipe the host passed: one empty chunk says
+// the blob is open, the bytes go into the pipe, and the stream's status,
+// which the host waits for after the pipe's end, says whether they are all
+// there. Closing the pipe early (a crash) cannot pass for success.
+func (ss *storageServer) readToFd(req *pb.ReadRequest, stream grpc.ServerStreamingServer[pb.Chunk]) error {
+	ctx := stream.Context()
+	f, err := ss.s.takeFd(ctx, req.FdToken)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := ss.s.p.Storage.Open(ctx, req.Name, req.Offset, req.Length)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer r.Close()
+	if err := stream.Send(&pb.Chunk{}); err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(ctxWriter{ctx, f}, r, make([]byte, fdCopyBuffer)); err != nil {
+		return toStatus(err)
+	}
+	return toStatus(f.Close())
 }
 
 func (ss *storageServer) Write(stream grpc.ClientStreamingServer[pb.WriteRequest, pb.BlobInfo]) error {
@@ -110,39 +138,109 @@ func (ss *storageServer) Write(stream grpc.ClientStreamingServer[pb.WriteRequest
 	if err != nil {
 		return toStatus(err)
 	}
+	written, err := ss.receive(stream, w)
+	if err != nil {
+		// The host hung up or cancelled before committing, or sent what
+		// could not be written: an abort.
+		w.Abort()
+		return err
+	}
+	if h.Size >= 0 && written != h.Size {
+		w.Abort()
+		return status.Errorf(codes.InvalidArgument, "blob %s: announced %d bytes, got %d", h.Name, h.Size, written)
+	}
+	if err := w.Commit(ctx); err != nil {
+		w.Abort()
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&pb.BlobInfo{Name: h.Name, Size: written})
+}
+
+// receive writes the data of a Write stream into w until the commit
+// message, and returns the byte count; any other end is an error.
+func (ss *storageServer) receive(stream grpc.ClientStreamingServer[pb.WriteRequest, pb.BlobInfo], w BlobWriter) (int64, error) {
 	var written int64
 	for {
 		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return written, status.Error(codes.Aborted, "write stream ended without commit")
+		}
 		if err != nil {
-			// The host hung up or cancelled before committing: an abort.
-			w.Abort()
-			if errors.Is(err, io.EOF) {
-				return status.Error(codes.Aborted, "write stream ended without commit")
-			}
-			return err
+			return written, err
 		}
 		switch m := msg.Msg.(type) {
 		case *pb.WriteRequest_Data:
 			if _, err := w.Write(m.Data); err != nil {
-				w.Abort()
-				return toStatus(err)
+				return written, toStatus(err)
 			}
 			written += int64(len(m.Data))
+		case *pb.WriteRequest_File:
+			n, err := ss.writeFromFd(stream.Context(), m.File, w)
+			written += n
+			if err != nil {
+				return written, err
+			}
 		case *pb.WriteRequest_Commit:
-			if h.Size >= 0 && written != h.Size {
-				w.Abort()
-				return status.Errorf(codes.InvalidArgument, "blob %s: announced %d bytes, got %d", h.Name, h.Size, written)
-			}
-			if err := w.Commit(ctx); err != nil {
-				w.Abort()
-				return toStatus(err)
-			}
-			return stream.SendAndClose(&pb.BlobInfo{Name: h.Name, Size: written})
+			return written, nil
 		default:
-			w.Abort()
-			return status.Error(codes.InvalidArgument, "unexpected message in write stream")
+			return written, status.Error(codes.InvalidArgument, "unexpected message in write stream")
 		}
 	}
+}
+
+// writeFromFd copies the range of the file the host passed into w, reading
+// it at its offsets (the host's own file position is shared, and untouched).
+func (ss *storageServer) writeFromFd(ctx context.Context, m *pb.WriteFromFd, w BlobWriter) (int64, error) {
+	if m.Offset < 0 || m.Length < 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "file range %d+%d", m.Offset, m.Length)
+	}
+	f, err := ss.s.takeFd(ctx, m.Token)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := &ctxSectionReader{ctx: ctx, SectionReader: io.NewSectionReader(f, m.Offset, m.Length)}
+	n, err := io.CopyBuffer(w, r, make([]byte, fdCopyBuffer))
+	if err != nil {
+		return n, toStatus(err)
+	}
+	if n != m.Length {
+		return n, status.Errorf(codes.InvalidArgument, "passed file: read %d bytes of %d at %d", n, m.Length, m.Offset)
+	}
+	return n, nil
+}
+
+// fdCopyBuffer is the buffer between a passed descriptor and the author's
+// reader or writer: large, so a backend that sends each Write as requests
+// (SFTP packets, Azure blocks) gets big ones, as it would in process.
+const fdCopyBuffer = 1 << 20
+
+// ctxSectionReader stops reading a passed file once the call is cancelled.
+// It keeps Size, which io.Copy's ReaderFrom users (pkg/sftp) use to plan
+// concurrent writes.
+type ctxSectionReader struct {
+	ctx context.Context
+	*io.SectionReader
+}
+
+func (r *ctxSectionReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.SectionReader.Read(p)
+}
+
+// ctxWriter stops writing into a passed pipe once the call is cancelled.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w ctxWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
 }
 
 func (ss *storageServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.Empty, error) {

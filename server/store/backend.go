@@ -24,6 +24,10 @@ type (
 	BlobInfo   = blob.Info
 )
 
+// copyFile writes a local file into a backend's writer; a storage plugin
+// reads the file itself, through a descriptor (blob.FileWriter).
+func copyFile(w BlobWriter, f *os.File) (int64, error) { return blob.CopyFile(w, f) }
+
 // DirBackend is a Backend over a local folder: each blob a file, written to a
 // temporary name, fsync'd and renamed on Commit.
 type DirBackend struct {

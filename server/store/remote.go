@@ -48,7 +48,8 @@ func (s *Store) pushBlob(ctx context.Context, blob string) error {
 	if err != nil {
 		return remoteErr("create blob", err)
 	}
-	if _, err := io.Copy(w, f); err != nil {
+	// A storage plugin reads the spooled file itself, through a descriptor.
+	if _, err := copyFile(w, f); err != nil {
 		w.Abort()
 		return remoteErr("write blob", err)
 	}
