@@ -6,6 +6,7 @@
 # and of the plugin during it (target <= 64 MiB each). Issue 4, Benchmarks.
 #
 #   bench/plugins.sh [--size BYTES] [--rounds N] [--only sftp,azblob] [--rev REV] [--diag]
+#                    [--stream CHUNKS] [--profile]
 #
 #   --size BYTES   bytes each way (default 1073741824)
 #   --rounds N     rounds (default 3); the table shows medians
@@ -16,6 +17,13 @@
 #   --diag         also run "in-process, chunked reads": the download read in
 #                  plain 256 KiB Reads as the SDK's Read handler does (no
 #                  WriterTo), to tell the read pattern from the gRPC hop
+#   --stream CHUNKS  also run the plugin with descriptor passing off (every
+#                  byte as gRPC chunks, as an older plugin), once per chunk
+#                  size in the comma-separated list, e.g. 262144,1048576
+#                  (default: 262144; "none" to skip)
+#   --profile      CPU-profile the host process of each plugin-side
+#                  measurement of round 1 (-test.cpuprofile) and write the
+#                  top of each profile to bench/results/plugins-<date>-pprof.md
 #
 # It builds the plugins (plugins/build.sh) and the benchmark test binaries
 # (plugins/{sftp,azblob}/bench_test.go, TestPluginBench), starts OpenSSH sshd
@@ -38,6 +46,8 @@ ROUNDS=3
 ONLY=sftp,azblob
 REV=
 DIAG=0
+STREAM=262144
+PROFILE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) [ $# -ge 2 ] || die "--size needs bytes"; SIZE=$2; shift ;;
@@ -49,6 +59,9 @@ while [ $# -gt 0 ]; do
 	--rev) [ $# -ge 2 ] || die "--rev needs a git revision"; REV=$2; shift ;;
 	--rev=*) REV=${1#*=} ;;
 	--diag) DIAG=1 ;;
+	--stream) [ $# -ge 2 ] || die "--stream needs chunk sizes or none"; STREAM=$2; shift ;;
+	--stream=*) STREAM=${1#*=} ;;
+	--profile) PROFILE=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
 	esac
@@ -56,6 +69,8 @@ while [ $# -gt 0 ]; do
 done
 [[ $SIZE =~ ^[1-9][0-9]*$ ]] || die "--size must be a positive number of bytes, got '$SIZE'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
+[ "$STREAM" = none ] && STREAM=
+[[ -z $STREAM || $STREAM =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--stream must be chunk sizes in bytes, comma-separated, or none; got '$STREAM'"
 IFS=, read -ra PLUGINS <<<"$ONLY"
 for p in "${PLUGINS[@]}"; do
 	case $p in sftp | azblob) ;; *) die "--only: unknown plugin '$p' (sftp, azblob)" ;; esac
@@ -66,7 +81,7 @@ cd "$ROOT"
 WORK=${ATTACHD_PLUGINBENCH_WORK:-/tmp/attachd-pluginbench}
 STAMP=$(date +%Y%m%d-%H%M%S)
 RAW=$WORK/raw/$STAMP
-mkdir -p "$RAW" "$WORK/bin"
+mkdir -p "$RAW" "$WORK/bin" "$WORK/spool"
 
 started=()
 cleanup() {
@@ -131,16 +146,20 @@ restart_azurite() {
 	die "Azurite does not accept connections on $url; log: $WORK/azurite/azurite.log"
 }
 
-# measure PLUGIN MODE LOG: one measurement in a process of its own.
+# measure PLUGIN MODE LOG [PROFILE]: one measurement in a process of its
+# own. MODE plugin-stream-N streams with chunks of N bytes.
 measure() {
-	local p=$1 mode=$2 log=$3
+	local p=$1 mode=$2 log=$3 prof=${4:-} chunk=
 	[ "$p" != azblob ] || restart_azurite
+	case $mode in plugin-stream-*) chunk=${mode#plugin-stream-}; mode=plugin-stream ;; esac
 	(
 		. "$(envfile "$p")"
 		ATTACHD_PLUGINBENCH=$mode ATTACHD_PLUGINBENCH_SIZE=$SIZE \
+			ATTACHD_PLUGINBENCH_CHUNK=$chunk ATTACHD_PLUGINBENCH_SPOOL="$WORK/spool" \
 			ATTACHD_PLUGINBENCH_DIR="$WORK/bin" \
 			ATTACHD_PLUGINBENCH_SHA256="$(sha256sum "$WORK/bin/attachd-plugin-$p" | cut -d' ' -f1)" \
-			"$WORK/bin/$p.test" -test.run '^TestPluginBench$' -test.count=1 -test.v -test.timeout 30m
+			"$WORK/bin/$p.test" -test.run '^TestPluginBench$' -test.count=1 -test.v -test.timeout 30m \
+			${prof:+-test.cpuprofile "$prof"}
 	) >"$log" 2>&1
 }
 
@@ -153,24 +172,29 @@ run() {
 	sync
 	sleep 2
 	echo "-- round $round: $p $mode (load $load)" >&2
-	if ! measure "$p" "$mode" "$log"; then
+	local prof=
+	if [ "$PROFILE" = 1 ] && [ "$round" = 1 ] && [[ $mode == plugin* ]]; then prof=$RAW/$p-$mode.cpu.pprof; fi
+	if ! measure "$p" "$mode" "$log" "$prof"; then
 		mv "$log" "$log.failed"
 		[ "$p" != azblob ] || cp "$WORK/azurite/azurite.log" "$log.azurite.failed"
 		echo "   failed (log: $log.failed); once more" >&2
-		if ! measure "$p" "$mode" "$log"; then
+		if ! measure "$p" "$mode" "$log" "$prof"; then
 			tail -30 "$log" >&2
 			die "$p $mode failed twice; log: $log"
 		fi
 	fi
 	local line
 	line=$(grep '^PLUGINBENCH ' "$log") || die "$p $mode: no result line; log: $log"
-	echo "${line#PLUGINBENCH } round=$round load=$load" | tee -a "$RAW/results.txt" >&2
+	line=${line#PLUGINBENCH }
+	echo "${line/mode=plugin-stream /mode=$mode } round=$round load=$load" | tee -a "$RAW/results.txt" >&2
 }
 
 echo "== measure: $ROUNDS round(s) of $SIZE bytes" >&2
 for round in $(seq "$ROUNDS"); do
 	for p in "${PLUGINS[@]}"; do
 		modes=(inproc plugin)
+		IFS=, read -ra chunks <<<"$STREAM"
+		for c in "${chunks[@]}"; do modes+=("plugin-stream-$c"); done
 		[ "$DIAG" = 0 ] || modes+=(inproc-chunked)
 		# Even rounds run the sides in the opposite order.
 		if [ $((round % 2)) = 0 ]; then mapfile -t modes < <(printf '%s\n' "${modes[@]}" | tac); fi
@@ -195,6 +219,7 @@ table() {
 		for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 		p = f["plugin"]; m = f["mode"]; k = p SUBSEP m; r = f["round"]
 		if (!(p in seen)) { seen[p] = 1; order[++np] = p }
+		if (!(m in mseen)) { mseen[m] = 1; modes[++nm] = m }
 		has[k] = 1
 		for (ph = 0; ph < 2; ph++) {
 			x = ph ? "down" : "up"
@@ -208,8 +233,8 @@ table() {
 		loads = loads " " f["load"]
 	}
 	END {
-		name["inproc"] = "in-process"; name["plugin"] = "through the plugin"; name["inproc-chunked"] = "in-process, chunked reads (diagnostic)"
-		nm = split("inproc plugin inproc-chunked", modes, " ")
+		name["inproc"] = "in-process"; name["plugin"] = "through the plugin (descriptors)"; name["inproc-chunked"] = "in-process, chunked reads (diagnostic)"
+		for (j = 1; j <= nm; j++) if (modes[j] ~ /^plugin-stream-/) name[modes[j]] = sprintf("through the plugin, gRPC chunks of %d KiB", substr(modes[j], 15) / 1024)
 		printf "%d round(s) of %d bytes (%.0f MiB) each way. MB/s = 10^6 bytes/s, median of the rounds. Peak RSS = largest VmHWM of any round, MiB, upload / download; resting = VmRSS just before. CPU = median user+system seconds of host + plugin process (servers not counted).\n\n", rounds, size, size / 1048576
 		print "| plugin | path | upload MB/s | download MB/s | host peak RSS | plugin peak RSS | resting RSS host, plugin | CPU s up / down |"
 		print "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -218,7 +243,7 @@ table() {
 			for (j = 1; j <= nm; j++) {
 				k = p SUBSEP modes[j]
 				if (!(k in has)) continue
-				pl = modes[j] == "plugin"
+				pl = modes[j] ~ /^plugin/
 				printf "| %s | %s | %.1f | %.1f | %s / %s | %s | %s, %s | %.1f / %.1f |\n", p, name[modes[j]], med(mbs[k, "up"]), med(mbs[k, "down"]), \
 					mib(hwm[k, "host", "up"]), mib(hwm[k, "host", "down"]), \
 					pl ? mib(hwm[k, "plugin", "up"]) " / " mib(hwm[k, "plugin", "down"]) : "-", \
@@ -226,26 +251,30 @@ table() {
 			}
 		}
 		print ""
-		print "| plugin | upload ratio plugin / in-process | download ratio | per round (up, down) | targets: ratio >= 0.8, peak RSS <= 64 MiB |"
-		print "|---|---:|---:|---|---|"
+		print "| plugin | path | upload ratio plugin / in-process | download ratio | per round (up, down) | targets: ratio >= 0.8, peak RSS <= 64 MiB |"
+		print "|---|---|---:|---:|---|---|"
 		for (i = 1; i <= np; i++) {
-			p = order[i]; ki = p SUBSEP "inproc"; kp = p SUBSEP "plugin"
-			if (!(ki in has) || !(kp in has)) continue
-			ru = med(mbs[kp, "up"]) / med(mbs[ki, "up"]); rd = med(mbs[kp, "down"]) / med(mbs[ki, "down"])
-			rr = ""
-			for (r = 1; r <= rounds; r++) rr = rr sprintf("%s%.2f, %.2f", r > 1 ? "; " : "", per[kp, "up", r] / per[ki, "up", r], per[kp, "down", r] / per[ki, "down", r])
-			v = ""
-			if (ru < 0.8) v = v " upload ratio < 0.8;"
-			if (rd < 0.8) v = v " download ratio < 0.8;"
-			for (x = 0; x < 2; x++) {
-				ph = x ? "down" : "up"
-				if (hwm[kp, "host", ph] > 65536 || hwm[ki, "host", ph] > 65536) hostover = 1
-				if (hwm[kp, "plugin", ph] > 65536) plugover = 1
+			p = order[i]; ki = p SUBSEP "inproc"
+			for (j = 1; j <= nm; j++) {
+				if (modes[j] !~ /^plugin/) continue
+				kp = p SUBSEP modes[j]
+				if (!(ki in has) || !(kp in has)) continue
+				ru = med(mbs[kp, "up"]) / med(mbs[ki, "up"]); rd = med(mbs[kp, "down"]) / med(mbs[ki, "down"])
+				rr = ""
+				for (r = 1; r <= rounds; r++) rr = rr sprintf("%s%.2f, %.2f", r > 1 ? "; " : "", per[kp, "up", r] / per[ki, "up", r], per[kp, "down", r] / per[ki, "down", r])
+				v = ""
+				if (ru < 0.8) v = v " upload ratio < 0.8;"
+				if (rd < 0.8) v = v " download ratio < 0.8;"
+				for (x = 0; x < 2; x++) {
+					ph = x ? "down" : "up"
+					if (hwm[kp, "host", ph] > 65536 || hwm[ki, "host", ph] > 65536) hostover = 1
+					if (hwm[kp, "plugin", ph] > 65536) plugover = 1
+				}
+				if (hostover) v = v " host RSS > 64 MiB;"
+				if (plugover) v = v " plugin RSS > 64 MiB;"
+				hostover = plugover = 0
+				printf "| %s | %s | %.2f | %.2f | %s | %s |\n", p, name[modes[j]], ru, rd, rr, v == "" ? "met" : "missed:" v
 			}
-			if (hostover) v = v " host RSS > 64 MiB;"
-			if (plugover) v = v " plugin RSS > 64 MiB;"
-			hostover = plugover = 0
-			printf "| %s | %.2f | %.2f | %s | %s |\n", p, ru, rd, rr, v == "" ? "met" : "missed:" v
 		}
 		printf "\n1-minute load average before each measurement (the benchmark counts too, and other users of the machine):%s\n", loads
 	}' "$RAW/results.txt"
@@ -265,8 +294,11 @@ while [ -e "$out" ]; do out=bench/results/plugins-$date-$n.md; n=$((n + 1)); don
 	echo "Each side runs in a fresh process: *in-process* is the plugin's own backend type, configured"
 	echo "by its own Configure, called directly; *through the plugin* is the real binary from"
 	echo "plugins/build.sh, started by plugins/host.New (hash pinned) and called through Manager.Backend."
-	echo "Both write the blob with 256 KiB Writes and read it whole (io.CopyBuffer, 256 KiB), the bytes"
-	echo "generated on the fly and SHA-256-checked. *Host* is the benchmark process (attachd's side),"
+	echo "Both upload a spooled file as attachd's store does (blob.CopyFile: a plugin that takes"
+	echo "descriptors reads the file itself, anything else gets 1 MiB Writes; the file is written before"
+	echo "the clock starts) and read the blob back whole (io.CopyBuffer, 256 KiB; through a pipe the"
+	echo "plugin writes into, or as gRPC chunks with descriptor passing off), SHA-256-checked."
+	echo "*Host* is the benchmark process (attachd's side),"
 	echo "*plugin* the plugin process (PID from Manager.Status); peak RSS is VmHWM after"
 	echo "\`echo 5 > /proc/PID/clear_refs\` just before each transfer."
 	echo
@@ -276,3 +308,26 @@ while [ -e "$out" ]; do out=bench/results/plugins-$date-$n.md; n=$((n + 1)); don
 } >"$out"
 cat "$out"
 echo "written: $out" >&2
+
+if [ "$PROFILE" = 1 ]; then
+	pout=${out%.md}-pprof.md
+	{
+		echo "# CPU profiles of the host process: $(date '+%Y-%m-%d %H:%M')"
+		echo
+		echo "From \`bench/plugins.sh --profile\` (results: \`$(basename "$out")\`): round 1 of each"
+		echo "plugin-side measurement, the benchmark process (attachd's side of the plugin"
+		echo "connection) profiled with -test.cpuprofile over upload and download together"
+		echo "(the spool file's writing, untimed, included). \`go tool pprof -top\`, by flat time."
+		for prof in "$RAW"/*.cpu.pprof; do
+			[ -e "$prof" ] || continue
+			b=$(basename "$prof" .cpu.pprof)
+			echo
+			echo "## ${b%%-*}: ${b#*-}"
+			echo
+			echo '```'
+			go tool pprof -top -nodecount=25 "$WORK/bin/${b%%-*}.test" "$prof" 2>/dev/null | sed -n '/^Showing\|^Duration\|flat%/,$p' | head -40
+			echo '```'
+		done
+	} >"$pout"
+	echo "written: $pout" >&2
+fi

@@ -78,10 +78,13 @@ func (s *supervisor) start() (*instance, error) {
 		return nil, err
 	}
 	tail := &tailWriter{}
-	fds, child, err := fdpass.Pair()
-	if err != nil {
-		// Streaming works without it; only the shortcut is lost.
-		s.m.log.Warn("plugin gets no descriptor socket", "plugin", s.name, "err", err)
+	var fds *fdpass.Sender
+	var child *os.File
+	if !s.m.cfg.StreamOnly {
+		if fds, child, err = fdpass.Pair(); err != nil {
+			// Streaming works without it; only the shortcut is lost.
+			s.m.log.Warn("plugin gets no descriptor socket", "plugin", s.name, "err", err)
+		}
 	}
 	client := s.newClient(p, tail, child)
 	inst := &instance{client: client, fds: fds}

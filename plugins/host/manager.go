@@ -36,7 +36,11 @@ type Config struct {
 	// Content serves object bytes to hook plugins (sdk.Content); nil: none.
 	Content hook.ContentOpener
 
-	ChunkSize      int           // proposed to plugins; 256 KiB
+	ChunkSize int // proposed to plugins; 256 KiB
+	// StreamOnly passes plugins no descriptors, so every byte moves as gRPC
+	// chunks, as with a plugin that does not take them: for measuring the
+	// difference (bench/plugins.sh) and for ruling it out when debugging.
+	StreamOnly     bool
 	StartTimeout   time.Duration // handshake, Describe and Configure; 15 s
 	KillTimeout    time.Duration // for a plugin to stop on shutdown; 30 s
 	HealthInterval time.Duration // between health checks; 30 s
