@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/attachd/attachd/server/forwarded"
@@ -13,9 +14,13 @@ type clientKey struct{}
 // withClient returns r as its client sent it: when a trusted proxy forwarded
 // it, RemoteAddr becomes the client's address, so that allow_from, the login
 // rate limits and the access log all see the same client. The connection's
-// peer and the client's scheme go in the context.
-func (s *Server) withClient(r *http.Request) *http.Request {
+// peer and the client's scheme go in the context. A request whose client
+// cannot be told (forwarded.ErrConflict) is refused.
+func (s *Server) withClient(r *http.Request) (*http.Request, error) {
 	c, err := s.proxies.Load().Client(r)
+	if errors.Is(err, forwarded.ErrConflict) {
+		return r, err
+	}
 	if err != nil {
 		// Debug only: any client behind the proxy can write these headers.
 		s.log.Debug("forwarding headers ignored; the client is the proxy", "peer", c.Peer.String(), "err", err)
@@ -24,7 +29,7 @@ func (s *Server) withClient(r *http.Request) *http.Request {
 	if c.Addr != c.Peer {
 		r.RemoteAddr = c.Addr.String()
 	}
-	return r
+	return r, nil
 }
 
 // clientOf returns the client withClient found for r.

@@ -44,6 +44,10 @@ func TestAllowFromSeesTheForwardedClient(t *testing.T) {
 		{"10.0.0.2:5000", []string{"Forwarded", `for="[2001:db8::1]"`}, 403},
 		{"10.0.0.2:5000", nil, 403}, // the proxy itself is not allowed
 		{"10.0.0.2:5000", []string{"X-Forwarded-For", "not-an-address"}, 403}, // malformed: the proxy
+		// One header kind the proxy wrote, the other the client: refused,
+		// whichever of the two names an allowed address.
+		{"10.0.0.2:5000", []string{"Forwarded", "for=198.51.100.7", "X-Forwarded-For", "203.0.113.9"}, 400},
+		{"10.0.0.2:5000", []string{"Forwarded", "for=203.0.113.9", "X-Forwarded-For", "198.51.100.7"}, 400},
 		{"203.0.113.9:5000", []string{"X-Forwarded-For", "198.51.100.7"}, 403},
 		{"203.0.113.9:5000", []string{"Forwarded", "for=198.51.100.7"}, 403},
 		{"198.51.100.7:5000", []string{"X-Forwarded-For", "203.0.113.9"}, 404}, // not a proxy: its header is ignored

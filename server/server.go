@@ -245,7 +245,12 @@ func (s *Server) Handler() http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", nosniff)
 		h.Set("Content-Security-Policy", sandboxed)
-		r = s.withClient(r)
+		r, err := s.withClient(r)
+		if err != nil {
+			s.log.Warn("request refused: its forwarding headers name two clients", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, "bad request: Forwarded and X-Forwarded-For name different clients", http.StatusBadRequest)
+			return
+		}
 		s.limitBody(w, r)
 		p := r.URL.Path
 		switch {

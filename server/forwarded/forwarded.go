@@ -29,6 +29,13 @@ const maxHops = 32
 // written by a trusted proxy, cannot be read.
 var ErrMalformed = errors.New("malformed forwarding header")
 
+// ErrConflict, which also matches ErrMalformed, is the error of a request
+// from a trusted proxy whose Forwarded and X-Forwarded-For name different
+// clients. A proxy writes one kind and passes the other on as the client
+// wrote it, so the client may have chosen either: such a request must be
+// refused, not taken as the proxy's own (whose address allow_from may admit).
+var ErrConflict = fmt.Errorf("%w: Forwarded and X-Forwarded-For disagree", ErrMalformed)
+
 // Proxies is the set of trusted proxies. The zero value trusts none.
 type Proxies struct {
 	nets []netip.Prefix
@@ -94,6 +101,9 @@ func (p *Proxies) Client(r *http.Request) (Client, error) {
 		return c, nil
 	}
 	hop, err := p.client(r.Header)
+	if errors.Is(err, ErrConflict) {
+		return c, err
+	}
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -146,7 +156,7 @@ func (p *Proxies) client(h http.Header) (hop, error) {
 	case len(xff) == 0:
 		return fromFwd, nil
 	case fromFwd.addr != fromXFF.addr:
-		return hop{}, fmt.Errorf("Forwarded names client %v, X-Forwarded-For %v", fromFwd.addr, fromXFF.addr)
+		return hop{}, fmt.Errorf("%w: Forwarded names client %v, X-Forwarded-For %v", ErrConflict, fromFwd.addr, fromXFF.addr)
 	}
 	if fromFwd.proto == "" && fromFwd.protoErr == nil {
 		fromFwd.proto, fromFwd.protoErr = fromXFF.proto, fromXFF.protoErr

@@ -133,6 +133,9 @@ func TestClient(t *testing.T) {
 				r.Header.Add(tt.header[i], tt.header[i+1])
 			}
 			c, err := p.Client(r)
+			if conflict := strings.Contains(tt.name, "disagree"); conflict != errors.Is(err, ErrConflict) {
+				t.Errorf("err = %v, want ErrConflict: %v", err, conflict)
+			}
 			if tt.bad != errors.Is(err, ErrMalformed) {
 				t.Errorf("err = %v, want malformed: %v", err, tt.bad)
 			}
