@@ -135,13 +135,10 @@ func dedupe(es []viewEntry) []viewEntry {
 	return es
 }
 
-// accountFromKey finds the Kazoo account id in a key: the first segment that
-// is 32 hex digits, as {arg:account_id} leads Kazoo's default path (docs/kazoo.md §2).
+// accountFromKey finds the Kazoo account id in a key (recording.AccountFromKey).
 func accountFromKey(key string) string {
-	for _, s := range strings.Split(key, "/") {
-		if len(s) == 32 && strings.Trim(strings.ToLower(s), "0123456789abcdef") == "" {
-			return s
-		}
+	if a := recording.AccountFromKey(key); a != "" {
+		return a
 	}
 	return "unknown-account"
 }
