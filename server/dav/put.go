@@ -50,15 +50,21 @@ func (q *request) put() error {
 // checkPut checks that a PUT may write the target, before its body is read,
 // and returns the object it replaces, if one exists.
 func (q *request) checkPut() (old store.Object, exists bool, err error) {
-	old, err = q.h.st.Stat(q.r.Context(), q.key)
-	exists = err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return old, false, err
+	// A new name (most PUTs) is known new from the data directory, without
+	// asking the index twice for nothing.
+	if !q.h.st.Absent(q.key) {
+		old, err = q.h.st.Stat(q.r.Context(), q.key)
+		exists = err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return old, false, err
+		}
+		if !exists {
+			if _, err := q.h.st.StatDir(q.r.Context(), q.key); err == nil {
+				return old, false, fmt.Errorf("%w: a collection is here", errNotAllowed)
+			}
+		}
 	}
 	if !exists {
-		if _, err := q.h.st.StatDir(q.r.Context(), q.key); err == nil {
-			return old, false, fmt.Errorf("%w: a collection is here", errNotAllowed)
-		}
 		if err := q.parentExists(); err != nil {
 			return old, false, err
 		}
@@ -141,12 +147,9 @@ func (q *request) parentExists() error {
 	if parentRel == "" {
 		return nil
 	}
-	parent := q.u.Key(parentRel)
-	if _, err := q.h.st.StatDir(q.r.Context(), parent); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: parent collection missing", store.ErrConflict)
-		}
-		return err
+	ok, err := q.h.st.DirExists(q.r.Context(), q.u.Key(parentRel))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: parent collection missing", store.ErrConflict)
 	}
-	return nil
+	return err
 }

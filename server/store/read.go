@@ -107,3 +107,33 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 	}
 	return f, nil
 }
+
+// Absent reports whether nothing, object or folder, is at key, when that is
+// known without the index: the objects tree of this data directory mirrors
+// it (a change places a sidecar or a folder before its index row, and
+// removes it before the row goes), so a key with nothing in the tree is new.
+// A writer asks it first to skip the index reads that would find nothing.
+// false means "ask the index" (with a shared index, or a change in doubt).
+func (s *Store) Absent(key string) bool {
+	if s.shared || s.inDoubt.Load() || key == "" {
+		return false
+	}
+	_, err := s.root.Lstat("objects/" + key)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// DirExists reports whether the folder at key exists; the root always does.
+// A folder a store has just put an object in is known without the index.
+func (s *Store) DirExists(ctx context.Context, key string) (bool, error) {
+	if key == "" || s.knownDir(key) {
+		return true, nil
+	}
+	_, err := s.StatDir(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
