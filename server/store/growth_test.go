@@ -133,3 +133,30 @@ func putParallel(b *testing.B, s *Store, folder string, n int, body []byte) {
 	}
 	wg.Wait()
 }
+
+// TestAbsent: a key is absent only when neither an object nor a folder is
+// there, and never while a change is in doubt (the tree may be ahead of
+// the index).
+func TestAbsent(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	if _, err := s.Put(ctx, "a/b/x", bytes.NewReader([]byte("x")), Info{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"a/b/x": false, "a/b": false, "a": false, "a/b/y": true, "c/d": true, "": false} {
+		if got := s.Absent(key); got != want {
+			t.Errorf("Absent(%q) = %v, want %v", key, got, want)
+		}
+	}
+	for key, want := range map[string]bool{"a/b": true, "a": true, "": true, "a/c": false, "a/b/x": false} {
+		if got, err := s.DirExists(ctx, key); err != nil || got != want {
+			t.Errorf("DirExists(%q) = %v, %v; want %v", key, got, err, want)
+		}
+	}
+	s.inDoubt.Store(true)
+	defer s.inDoubt.Store(false)
+	if s.Absent("a/b/y") {
+		t.Error("Absent answers from the tree while a change is in doubt")
+	}
+}
