@@ -10,7 +10,8 @@
 #
 #   --size BYTES   bytes each way (default 1073741824)
 #   --rounds N     rounds (default 3); the table shows medians
-#   --only LIST    plugins to measure (default sftp,azblob)
+#   --only LIST    plugins to measure: sftp, azblob, s3 (MinIO, .ci/minio.sh);
+#                  default sftp,azblob
 #   --rev REV      build from git revision REV (git archive into $WORK/src),
 #                  not the work tree, e.g. while others are mid-edit; the
 #                  benchmark files are taken from the work tree if REV lacks them
@@ -73,7 +74,7 @@ done
 [[ -z $STREAM || $STREAM =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--stream must be chunk sizes in bytes, comma-separated, or none; got '$STREAM'"
 IFS=, read -ra PLUGINS <<<"$ONLY"
 for p in "${PLUGINS[@]}"; do
-	case $p in sftp | azblob) ;; *) die "--only: unknown plugin '$p' (sftp, azblob)" ;; esac
+	case $p in sftp | azblob | s3) ;; *) die "--only: unknown plugin '$p' (sftp, azblob, s3)" ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,6 +91,7 @@ cleanup() {
 		case $s in
 		sshd) .ci/sshd.sh stop "$WORK/sshd" >&2 || true ;;
 		azurite) .ci/azurite.sh stop "$WORK/azurite" >&2 || true ;;
+		minio) .ci/minio.sh stop "$WORK/minio" >&2 || true ;;
 		esac
 	done
 	rm -rf "$WORK/sshd/sftp-root/pluginbench"
@@ -106,7 +108,7 @@ if [ -n "$REV" ]; then
 	rm -rf "$SRC"
 	mkdir -p "$SRC"
 	git archive "$REV" | tar -x -C "$SRC"
-	for f in bench/plugins.sh plugins/sftp/bench_test.go plugins/azblob/bench_test.go; do
+	for f in bench/plugins.sh plugins/sftp/bench_test.go plugins/azblob/bench_test.go plugins/s3/bench_test.go; do
 		[ -e "$SRC/$f" ] || cp "$ROOT/$f" "$SRC/$f"
 	done
 else
@@ -129,8 +131,12 @@ if want azblob; then
 	started+=(azurite)
 	.ci/azurite.sh start "$WORK/azurite" >&2
 fi
+if want s3; then
+	started+=(minio)
+	.ci/minio.sh start "$WORK/minio" >&2
+fi
 
-envfile() { case $1 in sftp) echo "$WORK/sshd/env" ;; azblob) echo "$WORK/azurite/env" ;; esac; }
+envfile() { case $1 in sftp) echo "$WORK/sshd/env" ;; azblob) echo "$WORK/azurite/env" ;; s3) echo "$WORK/minio/env" ;; esac; }
 
 # restart_azurite starts a fresh Azurite and waits until its port accepts
 # connections.
