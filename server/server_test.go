@@ -415,20 +415,13 @@ func TestCrossSiteWritesAreRefused(t *testing.T) {
 // allow-list and login.
 func TestOperationalEndpointsAreRestricted(t *testing.T) {
 	newServer := func(edit func(*config.Config)) *Server {
-		c := config.Default()
-		c.DataDir = t.TempDir()
-		c.Log.Access = false
-		c.Users = []config.User{
-			{Name: "kazoo", PasswordHash: bcryptHash(t, "pw"), Root: "/", Permissions: "rw"},
-			{Name: "prom", PasswordHash: bcryptHash(t, "scrape"), Root: "/", Permissions: "r"},
-		}
-		edit(&c)
-		s, err := New(c, quiet())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Store().Close() })
-		return s
+		return newTestServer(t, func(c *config.Config) {
+			c.Users = []config.User{
+				{Name: "kazoo", PasswordHash: bcryptHash(t, "pw"), Root: "/", Permissions: "rw"},
+				{Name: "prom", PasswordHash: bcryptHash(t, "scrape"), Root: "/", Permissions: "r"},
+			}
+			edit(c)
+		})
 	}
 	check := func(s *Server, target, remote string, want int, header ...string) {
 		t.Helper()

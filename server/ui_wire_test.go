@@ -14,19 +14,12 @@ import (
 // is Kazoo's like any other.
 func TestUIRoute(t *testing.T) {
 	newServer := func(edit func(*config.Config)) *Server {
-		c := config.Default()
-		c.DataDir = t.TempDir()
-		c.Log.Access = false
-		c.Users = []config.User{{Name: "u", PasswordHash: bcryptHash(t, "pw"), Root: "/", Permissions: "rw"}}
-		if edit != nil {
-			edit(&c)
-		}
-		s, err := New(c, quiet())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Store().Close() })
-		return s
+		return newTestServer(t, func(c *config.Config) {
+			c.Users = []config.User{{Name: "u", PasswordHash: bcryptHash(t, "pw"), Root: "/", Permissions: "rw"}}
+			if edit != nil {
+				edit(c)
+			}
+		})
 	}
 	s := newServer(nil)
 	resp := do(s, "GET", "/ui/login", "127.0.0.1:1", nil)

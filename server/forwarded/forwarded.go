@@ -229,7 +229,7 @@ func rightmost(values []string, quoted bool) (elems []string, cut bool) {
 		switch {
 		case strings.TrimSpace(v) == "":
 		case quoted:
-			elems = append(splitList(v), elems...)
+			elems = append(split(v, ','), elems...)
 		default:
 			elems = append(strings.Split(v, ","), elems...)
 		}
@@ -240,9 +240,9 @@ func rightmost(values []string, quoted bool) (elems []string, cut bool) {
 	return elems, cut
 }
 
-// splitList splits a comma-separated list outside quoted strings. An
-// unterminated quote runs to the end: that element fails to parse.
-func splitList(s string) []string {
+// split splits s at sep outside quoted strings. An unterminated quote runs
+// to the end: that element fails to parse.
+func split(s string, sep byte) []string {
 	var out []string
 	quoted, start := false, 0
 	for i := 0; i < len(s); i++ {
@@ -253,7 +253,7 @@ func splitList(s string) []string {
 			}
 		case '"':
 			quoted = !quoted
-		case ',':
+		case sep:
 			if !quoted {
 				out = append(out, s[start:i])
 				start = i + 1
@@ -268,7 +268,7 @@ func splitList(s string) []string {
 func parseForwarded(elem string) (hop, error) {
 	var h hop
 	var haveFor bool
-	for _, pair := range splitPairs(elem) {
+	for _, pair := range split(elem, ';') {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
 			continue
@@ -300,28 +300,6 @@ func parseForwarded(elem string) (hop, error) {
 		return hop{}, fmt.Errorf("element %q has no for=", strings.TrimSpace(elem))
 	}
 	return h, nil
-}
-
-// splitPairs splits a Forwarded element at semicolons outside quoted strings.
-func splitPairs(s string) []string {
-	var out []string
-	quoted, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			if quoted {
-				i++
-			}
-		case '"':
-			quoted = !quoted
-		case ';':
-			if !quoted {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(out, s[start:])
 }
 
 // unquote returns the value of a token or a quoted string (RFC 9110 §5.6.4).
