@@ -45,8 +45,13 @@ var _ index.Index = (*DB)(nil)
 // that owns the data directory, and checks its integrity. An index that
 // fails the check is an error wrapping index.ErrCorrupt (see MoveAside).
 func Open(path string) (*DB, error) {
+	// synchronous(FULL): a commit syncs the WAL before it returns. NORMAL
+	// would lose the last commits on a power cut; the objects come back from
+	// their sidecars, but the outbox rows written with them would not, and
+	// hooks are at least once (docs/design.md, invariant 6). Group commit
+	// (batch.go) shares that sync among concurrent stores.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)

@@ -21,6 +21,23 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestCommitsSyncTheWAL: the write connection runs with synchronous=FULL
+// (2), so a committed change and its outbox rows survive a power cut.
+func TestCommitsSyncTheWAL(t *testing.T) {
+	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var mode int
+	if err := x.w.QueryRow("PRAGMA synchronous").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("PRAGMA synchronous = %d, want 2 (FULL)", mode)
+	}
+}
+
 type codeErr int
 
 func (c codeErr) Error() string { return "sqlite error" }
