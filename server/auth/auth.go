@@ -6,6 +6,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,9 @@ type User struct {
 	Name  string // "" for anonymous
 	Root  string // key of the subtree the user sees as its root; "" for all
 	Write bool   // may store, change and delete
+	// Credential changes when the password does (a digest of its hash):
+	// what a session signs, so that a new password ends the old sessions.
+	Credential string
 }
 
 // Key maps a key as the user sees it to the key in the store.
@@ -97,6 +101,13 @@ type Account struct {
 	Write        bool   // permissions = "rw"
 }
 
+// credential digests a password hash: enough to tell two apart, nothing
+// to attack the password with.
+func credential(passwordHash string) string {
+	sum := sha256.Sum256([]byte("attachd credential\x00" + passwordHash))
+	return hex.EncodeToString(sum[:8])
+}
+
 // New builds an Authenticator for the accounts and the allow-list.
 func New(accounts []Account, allowFrom []string) (*Authenticator, error) {
 	a := &Authenticator{users: map[string]*account{}}
@@ -105,7 +116,7 @@ func New(accounts []Account, allowFrom []string) (*Authenticator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("user %q: root %q: %w", u.Name, u.Root, err)
 		}
-		a.users[u.Name] = &account{user: User{Name: u.Name, Root: root, Write: u.Write},
+		a.users[u.Name] = &account{user: User{Name: u.Name, Root: root, Write: u.Write, Credential: credential(u.PasswordHash)},
 			hash: []byte(u.PasswordHash)}
 	}
 	allow, err := ParseAllowList(allowFrom)

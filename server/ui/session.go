@@ -20,7 +20,8 @@ import (
 // [cluster] secret, so the balancer needs no stickiness), and nothing grows
 // with the number of sessions. A session ends when it has been idle for
 // session_idle (the cookie is re-signed as it is used), when it is older
-// than session_max, when the user is removed from the configuration, or
+// than session_max, when the user is removed from the configuration or
+// given another password (the cookie's signature covers a digest of it), or
 // when the key changes (without a cluster secret, at every restart). The
 // user's root and permissions are read from the configuration at each
 // request, never from the cookie.
@@ -65,7 +66,11 @@ var b64 = base64.RawURLEncoding
 func (h *Handler) encode(s *session) string {
 	payload := strings.Join([]string{s.name, strconv.FormatInt(s.issued.Unix(), 10),
 		strconv.FormatInt(s.seen.Unix(), 10), s.nonce}, "\x00")
-	return b64.EncodeToString([]byte(payload)) + "." + b64.EncodeToString(h.mac("session", payload))
+	var cred string
+	if u, ok := h.users().Lookup(s.name); ok {
+		cred = u.Credential
+	}
+	return b64.EncodeToString([]byte(payload)) + "." + b64.EncodeToString(h.mac("session", payload, cred))
 }
 
 // decode checks a cookie value's signature and times at now, and finds its
@@ -77,11 +82,15 @@ func (h *Handler) decode(v string, now time.Time) *session {
 	}
 	payload, err1 := b64.DecodeString(p)
 	mac, err2 := b64.DecodeString(sig)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, h.mac("session", string(payload))) {
+	if err1 != nil || err2 != nil {
 		return nil
 	}
 	f := strings.Split(string(payload), "\x00")
 	if len(f) != 4 {
+		return nil
+	}
+	u, ok := h.users().Lookup(f[0])
+	if !ok || !hmac.Equal(mac, h.mac("session", string(payload), u.Credential)) {
 		return nil
 	}
 	issued, err1 := strconv.ParseInt(f[1], 10, 64)
@@ -91,10 +100,6 @@ func (h *Handler) decode(v string, now time.Time) *session {
 	}
 	s := &session{name: f[0], issued: time.Unix(issued, 0), seen: time.Unix(seen, 0), nonce: f[3]}
 	if now.Sub(s.seen) > h.idle || now.Sub(s.issued) > h.max || s.seen.After(now.Add(time.Minute)) {
-		return nil
-	}
-	u, ok := h.users().Lookup(s.name)
-	if !ok {
 		return nil
 	}
 	s.user = u

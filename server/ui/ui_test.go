@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,13 @@ type fixture struct {
 // newFixture starts the browser over a store holding a few voicemails, for
 // users rw (everything), ro (read-only, everything) and acme (account A only,
 // rw).
+// pwHash is the hash of "pw" every fixture's users have, as nodes of one
+// cluster share one configuration.
+var pwHash = sync.OnceValue(func() []byte {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	return hash
+})
+
 func newFixture(t *testing.T, tls bool, mutate ...func(*Options)) *fixture {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -41,7 +49,7 @@ func newFixture(t *testing.T, tls bool, mutate ...func(*Options)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	hash := pwHash()
 	a, err := auth.New([]auth.Account{
 		{Name: "rw", PasswordHash: string(hash), Root: "/", Write: true},
 		{Name: "ro", PasswordHash: string(hash), Root: "/"},
@@ -267,6 +275,16 @@ func TestForgedSessionRefused(t *testing.T) {
 	}
 	if f.h.decode(good, f.now) == nil {
 		t.Error("good cookie refused")
+	}
+	// A new password (a reload of [[users]]) ends the user's sessions.
+	hash, _ := bcrypt.GenerateFromPassword([]byte("new"), bcrypt.MinCost)
+	renewed, err := auth.New([]auth.Account{{Name: "rw", PasswordHash: string(hash), Root: "/", Write: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.users = func() *auth.Authenticator { return renewed }
+	if f.h.decode(good, f.now) != nil {
+		t.Error("a session begun under the old password outlived the new one")
 	}
 	// With one cluster secret, every node accepts the others' sessions.
 	a := newFixture(t, false, func(o *Options) { o.Secret = "s3cret" })
