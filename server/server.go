@@ -153,7 +153,12 @@ func (s *Server) open() error {
 		s.ui, err = ui.New(ui.Options{Store: s.store, Auth: func() *auth.Authenticator { return s.now().auth }, Log: s.log,
 			SessionIdle: time.Duration(cfg.UI.SessionIdle), SessionMax: time.Duration(cfg.UI.SessionMax),
 			Secret: cfg.Cluster.Secret, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https:"), PageSize: cfg.UI.PageSize,
-			HTTPS: func(r *http.Request) bool { return clientOf(r).Scheme == "https" }})
+			HTTPS: func(r *http.Request) bool { return clientOf(r).Scheme == "https" },
+			SignedIn: func(w http.ResponseWriter, user string) {
+				if rec, ok := w.(*recorder); ok {
+					rec.user = user
+				}
+			}})
 		if err != nil {
 			s.store.Close()
 			return err

@@ -2,7 +2,12 @@ package server
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,5 +47,56 @@ func TestUIRoute(t *testing.T) {
 	s = newServer(func(c *config.Config) { c.UI.Enabled = false })
 	if resp := do(s, "GET", "/ui/login", "127.0.0.1:1", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("[ui] disabled: %d, want Kazoo's 401", resp.StatusCode)
+	}
+}
+
+// TestUIAccessLogNamesTheUser: the access line of a /ui/ request names the
+// session's user, as Basic auth's do on the other routes.
+func TestUIAccessLogNamesTheUser(t *testing.T) {
+	c := config.Default()
+	c.DataDir = t.TempDir()
+	c.Users = []config.User{{Name: "alice", PasswordHash: bcryptHash(t, "pw"), Root: "/", Permissions: "r"}}
+	var logs syncBuffer
+	s, err := New(c, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Store().Close() })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(srv.URL + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no sign-in token in %s", body)
+	}
+	resp, err = client.PostForm(srv.URL+"/ui/login", url.Values{"user": {"alice"}, "password": {"pw"}, "token": {string(m[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in and follow to the inbox: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"method=POST path=/ui/login", "method=GET path=/ui/ "} {
+		found := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "msg=request") && strings.Contains(line, want) {
+				found = true
+				if !strings.Contains(line, "user=alice") {
+					t.Errorf("access line without the user: %s", line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no access line with %q in:\n%s", want, logs.String())
+		}
 	}
 }

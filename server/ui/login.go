@@ -73,6 +73,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	h.clearCookie(w, r, loginCookie)
 	h.begin(w, r, u.Name)
+	h.signedIn(w, u.Name)
 	h.log.Info("ui: signed in", "user", u.Name, "remote", r.RemoteAddr)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -59,6 +59,9 @@ type Options struct {
 	HTTPS func(r *http.Request) bool
 	// PageSize is how many messages a page lists.
 	PageSize int
+	// SignedIn, if set, is told the user of each request a session admits
+	// (and of each sign-in), so that the access log can name it.
+	SignedIn func(w http.ResponseWriter, user string)
 }
 
 // Handler serves the browser below Prefix.
@@ -72,6 +75,7 @@ type Handler struct {
 	secure   bool
 	https    func(*http.Request) bool
 	pageSize int
+	signedIn func(w http.ResponseWriter, user string)
 	pages    map[string]*template.Template
 	static   http.Handler
 	now      func() time.Time
@@ -81,12 +85,15 @@ type Handler struct {
 func New(o Options) (*Handler, error) {
 	h := &Handler{st: o.Store, users: o.Auth, log: o.Log, idle: o.SessionIdle, max: o.SessionMax,
 		key: sessionKey(o.Secret), secure: o.SecureCookies, https: o.HTTPS, pageSize: o.PageSize, now: time.Now,
-		pages: map[string]*template.Template{}}
+		signedIn: o.SignedIn, pages: map[string]*template.Template{}}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	if h.https == nil {
 		h.https = func(r *http.Request) bool { return r.TLS != nil }
+	}
+	if h.signedIn == nil {
+		h.signedIn = func(http.ResponseWriter, string) {}
 	}
 	for _, name := range []string{"login", "inbox", "player", "confirm", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -135,6 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, http.StatusUnauthorized, "your session has ended: sign in again")
 		return
 	}
+	h.signedIn(w, s.name)
 	h.route(w, r, s, strings.TrimPrefix(p, Prefix))
 }
 
