@@ -96,6 +96,15 @@ func act(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	}
 }
 
+// navigate runs actions that load another page, and waits until it has
+// loaded: an element both pages have would otherwise be found on the old one.
+func navigate(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	if _, err := chromedp.RunResponse(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // screenshot saves the page to $ATTACHD_UI_SCREENSHOTS/name, when that is
 // set (docs/ui-*.png are made so), as PNG (quality 100).
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -150,9 +159,12 @@ func TestUIInBrowser(t *testing.T) {
 
 	// Search a caller by part of the name, then by part of the number.
 	var names string
-	act(t, ctx, "search by name",
+	// The inbox has #messages too: wait for the results page to load
+	// before looking for it.
+	navigate(t, ctx, "search by name",
 		chromedp.SendKeys(`#q`, "alic", chromedp.ByQuery),
-		chromedp.Submit(`#search-form`, chromedp.ByQuery),
+		chromedp.Submit(`#search-form`, chromedp.ByQuery))
+	act(t, ctx, "search results",
 		chromedp.WaitVisible(`#messages`, chromedp.ByQuery),
 		chromedp.Evaluate(`[...document.querySelectorAll("#messages .name")].map(e => e.textContent).join(",")`, &names))
 	if names != "Alice Martin" {
