@@ -209,6 +209,20 @@ func TestXMLDepthLimit(t *testing.T) {
 	if err := checkXML([]byte(`<a:r xmlns:a="u"><a:x xmlns:a="v"/><a:y/></a:r>`), 10); err != nil {
 		t.Fatalf("a prefix redeclared inside and used after: %v", err)
 	}
+	// Names are written back without their prefix: "A:0" would come back
+	// as <0>, and every answer naming that property would be malformed.
+	for _, bad := range []string{
+		`<D:propfind xmlns:D="DAV:" xmlns:A="u"><D:prop><A:0/></D:prop></D:propfind>`,
+		`<a:r xmlns:a="u"><a:x a:1="v"/></a:r>`,
+		`<a:r xmlns:a="u"><a:-x/></a:r>`,
+	} {
+		if err := checkXML([]byte(bad), 10); err == nil {
+			t.Errorf("%s: a name that is no XML name on its own accepted", bad)
+		}
+	}
+	if err := checkXML([]byte(`<a:r xmlns:a="u"><a:é-1.x a:_b="v"/></a:r>`), 10); err != nil {
+		t.Errorf("good names refused: %v", err)
+	}
 }
 
 func TestXMLBodyLimit(t *testing.T) {

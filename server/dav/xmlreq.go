@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 const (
@@ -88,9 +90,15 @@ func checkXML(body []byte, maxDepth int) error {
 			if t.Name.Space != "" && !declared(t.Name.Space) {
 				return fmt.Errorf("%w: undeclared namespace prefix %q", errBadRequest, t.Name.Space)
 			}
+			if !localName(t.Name.Local) {
+				return fmt.Errorf("%w: %q is not an XML name after its prefix", errBadRequest, t.Name.Local)
+			}
 			for _, a := range t.Attr {
 				if a.Name.Space != "" && a.Name.Space != "xmlns" && !declared(a.Name.Space) {
 					return fmt.Errorf("%w: undeclared namespace prefix %q", errBadRequest, a.Name.Space)
+				}
+				if a.Name.Space != "xmlns" && !localName(a.Name.Local) {
+					return fmt.Errorf("%w: %q is not an XML name after its prefix", errBadRequest, a.Name.Local)
 				}
 			}
 		case xml.EndElement:
@@ -109,6 +117,26 @@ func checkXML(body []byte, maxDepth int) error {
 			undo = undo[:mark]
 		}
 	}
+}
+
+// localName reports whether s, the part of a name after its prefix, is a
+// name on its own. The decoder checks "A:0" as a whole, but property and
+// element names are written back without their prefix, and "<0>" would
+// make every later answer naming them unreadable. Stricter than XML
+// (a non-ASCII start must be a letter, not a modifier letter): refusing a
+// rare name is safe, writing a malformed one is not.
+func localName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z':
+		case i > 0 && (r == '-' || r == '.' || '0' <= r && r <= '9'):
+		case r >= utf8.RuneSelf && (i > 0 || unicode.In(r, unicode.Lu, unicode.Ll, unicode.Lt, unicode.Lo)):
+			// The decoder has checked the rest against XML's name characters.
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // root returns the decoder positioned after the document element, and that element.
