@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,37 +68,122 @@ func (u *Upload) Write(p []byte) (int, error) {
 // parallelHash is the smallest write whose hashing is worth a goroutine.
 const parallelHash = 64 << 10
 
-// ReadFrom copies r into the upload with two pooled buffers: while one is
-// hashed and written, the next is read. io.Copy uses it, so a request body
-// is neither read with a small buffer nor copied through an allocation.
+// ReadFrom copies r into the upload. A body that fits one pooled buffer is
+// written and hashed at once (Write). A bigger one goes through a ring of
+// pooled buffers in three stages: this goroutine reads, one goroutine writes
+// to the file, one hashes. SHA-256 is the slowest stage (about a core's worth
+// at disk speed), and in lock step it waited for the network and the disk at
+// every buffer; with the ring it runs on while they fill the next ones.
+// io.Copy uses ReadFrom, so a request body is neither read with a small
+// buffer nor copied through an allocation.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
-	ap, bp := u.s.bufs.Get().(*[]byte), u.s.bufs.Get().(*[]byte)
-	defer u.s.bufs.Put(ap)
-	defer u.s.bufs.Put(bp)
-	cur, next := *ap, *bp
-	var total int64
-	n, rerr := io.ReadFull(r, cur)
-	for n > 0 {
-		written := make(chan error, 1)
-		go func(p []byte) { _, err := u.Write(p); written <- err }(cur[:n])
-		var m int
-		var nerr error
-		if rerr == nil {
-			m, nerr = io.ReadFull(r, next)
+	if u.err != nil {
+		return 0, u.err
+	}
+	first := u.s.bufs.Get().(*[]byte)
+	n, rerr := io.ReadFull(r, *first)
+	if rerr != nil {
+		defer u.s.bufs.Put(first)
+		if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return 0, rerr
 		}
-		if werr := <-written; werr != nil {
-			return total, werr
+		m, err := u.Write((*first)[:n])
+		return int64(m), err
+	}
+	return u.pipe(r, first)
+}
+
+// ringSize is how many buffers one upload's pipeline holds at most (1 MiB).
+const ringSize = 4
+
+type chunk struct {
+	b    *[]byte
+	n    int
+	skip bool // not hashed: the pipeline failed before it was written
+}
+
+// pipe is ReadFrom's pipeline for a body bigger than one buffer; first holds
+// the body's first full buffer.
+func (u *Upload) pipe(r io.Reader, first *[]byte) (int64, error) {
+	toWrite := make(chan chunk, ringSize)
+	toHash := make(chan chunk, ringSize)
+	free := make(chan *[]byte, ringSize)
+	var failed atomic.Bool
+	var werr error // the writer's, read once the hasher is done
+	total := u.n   // counted by the reader alone; u.n by the writer
+	go func() {
+		for c := range toWrite {
+			if !c.skip && werr == nil {
+				m, err := u.f.Write((*c.b)[:c.n])
+				u.n += int64(m)
+				if err != nil {
+					werr = fmt.Errorf("write upload: %w", mapErr(err))
+					failed.Store(true)
+				}
+			}
+			c.skip = c.skip || werr != nil
+			toHash <- c
 		}
-		total += int64(n)
-		if rerr != nil {
+		close(toHash)
+	}()
+	hashed := make(chan struct{})
+	go func() {
+		for c := range toHash {
+			if !c.skip {
+				u.h.Write((*c.b)[:c.n])
+			}
+			free <- c.b
+		}
+		close(hashed)
+	}()
+
+	// The reader: this goroutine.
+	var read int64
+	var rerr error
+	held, b, n := 1, first, len(*first)
+	for {
+		if u.s.maxSize > 0 && total+int64(n) > u.s.maxSize {
+			u.err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, u.s.maxSize)
+			toWrite <- chunk{b: b, skip: true}
 			break
 		}
-		cur, next, n, rerr = next, cur, m, nerr
+		total += int64(n)
+		read += int64(n)
+		toWrite <- chunk{b: b, n: n}
+		if rerr != nil || failed.Load() {
+			break
+		}
+		if held < ringSize {
+			select {
+			case b = <-free:
+			default:
+				b = u.s.bufs.Get().(*[]byte)
+				held++
+			}
+		} else {
+			b = <-free
+		}
+		n, rerr = io.ReadFull(r, *b)
+		if n == 0 {
+			free <- b // room for it: the ring has held buffers in all
+			break
+		}
 	}
-	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-		return total, nil
+	close(toWrite)
+	<-hashed
+	for ; held > 0; held-- {
+		u.s.bufs.Put(<-free)
 	}
-	return total, rerr
+	switch {
+	case u.err != nil:
+		return read, u.err
+	case werr != nil:
+		u.err = werr
+		return read, werr
+	case rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF:
+		return read, rerr
+	}
+	return read, nil
 }
 
 // Abort discards the upload. It is safe to call after Commit, and more than once.
