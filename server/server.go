@@ -57,6 +57,7 @@ type Server struct {
 	ready    atomic.Bool
 	health   storeHealth
 	inflight sync.WaitGroup
+	lull     lull         // trims when the requests stop (lull.go)
 	uploads  atomic.Int64 // requests storing a body now, against max_uploads
 	http     *http.Server
 
@@ -460,6 +461,8 @@ func (s *Server) instrument(route string, next http.Handler) http.Handler {
 		start := time.Now()
 		s.inflight.Add(1)
 		defer s.inflight.Done()
+		s.lull.begin()
+		defer s.lull.end()
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 {
 			id = newRequestID()
@@ -525,7 +528,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Objects whose bytes a switch of backend left behind (stranded.go).
 	bgDone.Add(1)
 	go func() { defer bgDone.Done(); s.checkStranded(bg) }()
+	s.lull.start(lullAfter, s.trim)
 	defer func() {
+		s.lull.stop()
 		stopBG()
 		bgDone.Wait()
 		if s.dav != nil {
@@ -543,6 +548,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case err := <-errc:
 		s.ready.Store(false)
+		s.lull.stop()
 		stopBG()
 		bgDone.Wait()
 		return errors.Join(err, s.store.Close())
@@ -558,6 +564,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.http.Close()
 	}
 	s.inflight.Wait() // handlers of cut connections abort their uploads before returning
+	s.lull.stop()
 	stopBG()
 	bgDone.Wait() // deliveries in flight are abandoned to their leases
 	err := s.store.Close()

@@ -15,12 +15,14 @@
 package dav
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/attachd/attachd/server/auth"
 	"github.com/attachd/attachd/server/store"
@@ -121,6 +123,11 @@ func (h *Handler) maxRawProps() int {
 
 // Close releases what the handler holds in the store. Close it before the store.
 func (h *Handler) Close() error { return h.lists.watch.Close() }
+
+// Trim empties the cache of listings if the index has changed since they
+// were read or none was asked for lately (listCache.trim). The server calls
+// it when requests stop.
+func (h *Handler) Trim(ctx context.Context) { h.lists.trim(ctx, time.Now()) }
 
 // request is one request being served, with its target resolved.
 type request struct {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/attachd/attachd/server/store"
 )
@@ -482,4 +483,44 @@ func firstDay(body string) string {
 		return "none/"
 	}
 	return m[1] + "/"
+}
+
+// Trim drops listings the index has moved past at once, not at the next
+// PROPFIND, and listings nobody asked for in listIdle; it keeps the others.
+func TestTrimDropsStaleAndIdleListings(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ctx := context.Background()
+	ts.do("MKCOL", "/dav/c/", nil, "")
+	ts.do("PUT", "/dav/c/f", nil, "x")
+	cached := func() int {
+		ts.h.lists.mu.Lock()
+		defer ts.h.lists.mu.Unlock()
+		return len(ts.h.lists.lists)
+	}
+	list := func() {
+		t.Helper()
+		if code, _, _ := ts.do("PROPFIND", "/dav/c/", map[string]string{"Depth": "1"}, ""); code != 207 {
+			t.Fatalf("PROPFIND: %d", code)
+		}
+	}
+
+	list()
+	ts.h.lists.trim(ctx, time.Now())
+	if cached() == 0 {
+		t.Fatal("trim dropped a fresh listing asked for just now")
+	}
+	ts.h.lists.trim(ctx, time.Now().Add(listIdle))
+	if n := cached(); n != 0 {
+		t.Errorf("trim kept %d listings nobody asked for in %v", n, listIdle)
+	}
+
+	list()
+	ts.do("PUT", "/dav/c/g", nil, "y") // the index moves on; nothing lists again
+	ts.h.Trim(ctx)
+	if n := cached(); n != 0 {
+		t.Errorf("trim kept %d listings older than the index", n)
+	}
+	if _, _, body := ts.do("PROPFIND", "/dav/c/", map[string]string{"Depth": "1"}, ""); !strings.Contains(body, "/dav/c/g") {
+		t.Errorf("the listing after a trim misses the new object:\n%s", body)
+	}
 }

@@ -3,6 +3,7 @@ package dav
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/attachd/attachd/server/store"
 )
@@ -18,6 +19,11 @@ const maxCachedBytes = 64 << 20
 // them: one object with 36 MB of properties, listed by 16 PROPFINDs at once,
 // took 2.45 GB. Typical Kazoo metadata (1–3 KB) stays in the listing.
 const maxListedBytes = 8 << 10
+
+// listIdle is how long a listing nobody asks for is kept, at most: clients
+// list a folder in bursts (an Explorer window, a Finder refresh), and a
+// listing of 10 000 objects holds megabytes.
+const listIdle = 30 * time.Second
 
 // listCache keeps collection listings read from the index until the index
 // next changes (store.IndexWatch). Windows, Finder and davfs2 PROPFIND the
@@ -37,6 +43,7 @@ type listCache struct {
 	mu      sync.Mutex
 	version int64
 	size    int
+	used    time.Time // when a listing or view was last asked for
 	lists   map[listKey][]listEntry
 	calls   map[listKey]*listCall // listings being read
 	views   map[string]viewTree   // by user root, then account filter
@@ -79,6 +86,7 @@ func (c *listCache) list(ctx context.Context, st *store.Store, key string, withM
 	lk := listKey{key, withMeta}
 	c.mu.Lock()
 	c.sync(v)
+	c.used = time.Now()
 	es, ok := c.lists[lk]
 	if !ok && !withMeta {
 		es, ok = c.lists[listKey{key, true}]
@@ -151,8 +159,29 @@ func (e *listEntry) load(ctx context.Context, st *store.Store) (store.Entry, err
 // sync empties the cache if the index changed since it was filled. c.mu is held.
 func (c *listCache) sync(v int64) {
 	if v != c.version {
-		c.version, c.size = v, 0
-		c.lists, c.views = map[listKey][]listEntry{}, map[string]viewTree{}
+		c.version = v
+		c.empty()
+	}
+}
+
+// empty drops every listing and view. c.mu is held.
+func (c *listCache) empty() {
+	c.size = 0
+	c.lists, c.views = map[listKey][]listEntry{}, map[string]viewTree{}
+}
+
+// trim drops the listings now if the index has changed since they were
+// read, rather than at the next listing (which may be hours away), and drops
+// them too if none was asked for in listIdle.
+func (c *listCache) trim(ctx context.Context, now time.Time) {
+	v, err := c.watch.Version(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err != nil || now.Sub(c.used) >= listIdle:
+		c.empty()
+	default:
+		c.sync(v)
 	}
 }
 
@@ -167,6 +196,7 @@ func (c *listCache) view(ctx context.Context, root, account string, build func()
 	k := root + "\x00" + account
 	c.mu.Lock()
 	c.sync(v)
+	c.used = time.Now()
 	t, ok := c.views[k]
 	c.mu.Unlock()
 	if ok {

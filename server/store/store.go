@@ -15,6 +15,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -125,4 +126,13 @@ func (s *Store) stripe(key string) *sync.Mutex {
 		h = (h ^ uint32(key[i])) * 16777619
 	}
 	return &s.stripes[h%uint32(len(s.stripes))]
+}
+
+// Trim gives back memory the index keeps only for speed, if it can: the
+// server calls it when requests stop. It returns nothing: a failure costs
+// only that memory.
+func (s *Store) Trim(ctx context.Context) {
+	if x, ok := s.idx.(interface{ ShrinkMemory(context.Context) error }); ok {
+		x.ShrinkMemory(ctx)
+	}
 }

@@ -330,3 +330,12 @@ func (w *watcher) Close() error {
 	w.conn = nil
 	return err
 }
+
+// ShrinkMemory gives back what the write connection's page cache holds
+// (PRAGMA shrink_memory); the server calls it when requests stop
+// (Store.Trim). The next change reads its pages again from the file, which
+// the operating system caches.
+func (x *DB) ShrinkMemory(ctx context.Context) error {
+	_, err := x.w.ExecContext(ctx, `PRAGMA shrink_memory`)
+	return err
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -109,5 +110,34 @@ func TestCheckSeesAMissingFile(t *testing.T) {
 	}
 	if err := x.Check(t.Context()); err == nil {
 		t.Fatal("Check passed with the index file gone")
+	}
+}
+
+// ShrinkMemory runs on the write connection, between changes, and the
+// index works on after it.
+func TestShrinkMemory(t *testing.T) {
+	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ctx := context.Background()
+	put := func(i int) {
+		t.Helper()
+		if err := x.Update(ctx, func(tx index.Tx) error {
+			return tx.PutObject(index.Object{Key: fmt.Sprintf("s/%d", i), Blob: fmt.Sprintf("blob%d", i), Size: int64(i)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		put(i)
+	}
+	if err := x.ShrinkMemory(ctx); err != nil {
+		t.Fatalf("ShrinkMemory: %v", err)
+	}
+	put(100)
+	if o, err := x.Get(ctx, "s/100"); err != nil || o.Blob != "blob100" {
+		t.Fatalf("after ShrinkMemory: %+v, %v", o, err)
 	}
 }
