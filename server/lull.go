@@ -54,13 +54,14 @@ func (q *lull) end() {
 func (q *lull) fire() {
 	q.mu.Lock()
 	idle := !q.stopped && q.active.Load() == 0 && q.started.Load() == q.armedAt
+	do := q.do
 	if idle {
 		q.running.Add(1)
 	}
 	q.mu.Unlock()
 	if idle {
 		defer q.running.Done()
-		q.do()
+		do()
 	}
 }
 
