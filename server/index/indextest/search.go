@@ -178,3 +178,61 @@ func testGroups(t *testing.T, x index.Index, day time.Time) {
 		t.Errorf("mailboxes outside the folder: %v %v", gs, err)
 	}
 }
+
+// BenchSearch measures the browser's queries on 100 000 objects in x, which
+// must be empty: the first page of the inbox, a page deep in it, a caller
+// substring that matches few rows, one that matches none (a full scan), a
+// mailbox, a date range, and the accounts with their counts.
+func BenchSearch(b *testing.B, x index.Index) {
+	const n = 100000
+	day := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for start := 0; start < n; start += 5000 {
+		err := x.Update(ctx, func(tx index.Tx) error {
+			for i := start; i < start+5000; i++ {
+				o := index.Object{Key: fmt.Sprintf("kazoo/%032x/%d/vm-%06d.mp3", i%20, i%50, i), Blob: "b", Size: 40000,
+					SHA256: "s", ContentType: "audio/mpeg", Created: day, Updated: day, ModTime: day,
+					Meta: []byte(fmt.Sprintf(`{"document":{"caller_id_name":"Caller %d","caller_id_number":"+1555%07d",`+
+						`"mailbox":"%d","timestamp":%d,"length":30000}}`, i, i, 1000+i%50, gregorian(day)+int64(i)*60))}
+				if err := tx.PutObject(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	deep, err := x.Search(ctx, index.Query{Limit: 50000})
+	if err != nil || len(deep) != 50000 {
+		b.Fatalf("deep page: %d %v", len(deep), err)
+	}
+	cursor := deep[len(deep)-1].Cursor()
+	for _, bc := range []struct {
+		name string
+		q    index.Query
+	}{
+		{"inbox", index.Query{}},
+		{"inbox-page-1000", index.Query{After: &cursor}},
+		{"inbox-under-account", index.Query{Under: fmt.Sprintf("kazoo/%032x", 7)}},
+		{"caller-few", index.Query{Caller: "555009999"}},
+		{"caller-none", index.Query{Caller: "nobody"}},
+		{"mailbox", index.Query{Mailbox: "1007"}},
+		{"date-range", index.Query{Since: day.Add(24 * time.Hour), Until: day.Add(48 * time.Hour)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := x.Search(ctx, bc.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("groups", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := x.Groups(ctx, "", ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/attachd/attachd/server/index"
+	"github.com/attachd/attachd/server/index/indextest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -48,4 +49,12 @@ func TestMigrationDerivesRecordings(t *testing.T) {
 		h.At.Unix() != 63871000000-62167219200 || h.Kind != "mailbox_message" {
 		t.Errorf("derived: %+v", h.Recording)
 	}
+}
+
+// BenchmarkSearch: the browser's queries on 100 000 objects in PostgreSQL
+// (indextest.BenchSearch; docs/ui.md has the figures).
+func BenchmarkSearch(b *testing.B) {
+	x := mustOpen(b, freshSchema(b))
+	defer x.Close()
+	indextest.BenchSearch(b, x)
 }

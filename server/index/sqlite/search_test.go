@@ -3,12 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/attachd/attachd/server/index"
+	"github.com/attachd/attachd/server/index/indextest"
 )
 
 // TestOpenDerivesRecordings: an index made before the rec_ columns gets
@@ -48,64 +47,13 @@ func TestOpenDerivesRecordings(t *testing.T) {
 	}
 }
 
-// BenchmarkSearch measures the browser's queries on 100 000 objects: the
-// first page of the inbox, a page deep in it, a caller substring that
-// matches few rows, one that matches none (a full scan), and a mailbox.
+// BenchmarkSearch: the browser's queries on 100 000 objects
+// (indextest.BenchSearch; docs/ui.md has the figures).
 func BenchmarkSearch(b *testing.B) {
 	x, err := Open(filepath.Join(b.TempDir(), "index.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer x.Close()
-	const n = 100000
-	day := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	for start := 0; start < n; start += 5000 {
-		err := x.Update(context.Background(), func(tx index.Tx) error {
-			for i := start; i < start+5000; i++ {
-				o := index.Object{Key: fmt.Sprintf("kazoo/%032x/%d/vm-%06d.mp3", i%20, i%50, i), Blob: "b", Size: 40000,
-					SHA256: "s", ContentType: "audio/mpeg", Created: day, Updated: day, ModTime: day,
-					Meta: []byte(fmt.Sprintf(`{"document":{"caller_id_name":"Caller %d","caller_id_number":"+1555%07d",`+
-						`"mailbox":"%d","timestamp":%d,"length":30000}}`, i, i, 1000+i%50, day.Unix()+62167219200+int64(i)*60))}
-				if err := tx.PutObject(o); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	deep, err := x.Search(context.Background(), index.Query{Limit: 50000})
-	if err != nil || len(deep) != 50000 {
-		b.Fatalf("deep page: %d %v", len(deep), err)
-	}
-	cursor := deep[len(deep)-1].Cursor()
-	for _, bc := range []struct {
-		name string
-		q    index.Query
-	}{
-		{"inbox", index.Query{}},
-		{"inbox-page-1000", index.Query{After: &cursor}},
-		{"inbox-under-account", index.Query{Under: fmt.Sprintf("kazoo/%032x", 7)}},
-		{"caller-few", index.Query{Caller: "555009999"}},
-		{"caller-none", index.Query{Caller: "nobody"}},
-		{"mailbox", index.Query{Mailbox: "1007"}},
-		{"date-range", index.Query{Since: day.Add(24 * time.Hour), Until: day.Add(48 * time.Hour)}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			for b.Loop() {
-				if _, err := x.Search(context.Background(), bc.q); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	b.Run("groups", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := x.Groups(context.Background(), "", ""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	indextest.BenchSearch(b, x)
 }
