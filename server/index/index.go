@@ -126,6 +126,11 @@ type Tx interface {
 	// PutObject inserts or replaces the object at o.Key, and records its
 	// parent folders (PutDirs).
 	PutObject(o Object) error
+	// CreateObject is PutObject for a key believed new: if o.Key has an
+	// object already, it changes nothing and returns false. It spares a
+	// store of a new key the Get that PutObject's caller needs to learn
+	// what it replaces.
+	CreateObject(o Object) (bool, error)
 	// DeleteObject removes the object at key, if there is one.
 	DeleteObject(key string) error
 	// PutDirs records the folder key and its parents that are not recorded

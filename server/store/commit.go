@@ -106,15 +106,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if s.shared || guessed {
-			// Another node may have stored this key since old was read,
-			// or a sidecar lost by hand left its row: the version
-			// replaced is the one the transaction sees.
-			if err := s.replaced(tx, o.Key, &old, &change); err != nil {
-				return err
-			}
-		}
-		if err := tx.PutObject(o); err != nil {
+		if err := s.putObject(tx, o, guessed, &old, &change); err != nil {
 			return err
 		}
 		if old.Blob != o.Blob {
@@ -170,6 +162,27 @@ func (s *Store) previous(ctx context.Context, key string) (d *dirFD, old Object,
 	}
 	old, err = s.get(ctx, key)
 	return d, old, false, err
+}
+
+// putObject writes o's row in tx, learning what it replaces into old and
+// change where that was not known for sure: another node may have stored
+// the key since old was read (a shared index), or a sidecar removed by hand
+// may have left its row (guessed). A key guessed new is created, which
+// checks the guess for free; only a wrong guess reads the row it replaces.
+func (s *Store) putObject(tx index.Tx, o Object, guessed bool, old *Object, change *string) error {
+	switch {
+	case guessed && !s.shared:
+		created, err := tx.CreateObject(o)
+		if err != nil || created {
+			return err
+		}
+	case !s.shared:
+		return tx.PutObject(o)
+	}
+	if err := s.replaced(tx, o.Key, old, change); err != nil {
+		return err
+	}
+	return tx.PutObject(o)
 }
 
 // replaced reads, in tx, the version of key that the transaction replaces,

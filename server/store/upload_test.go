@@ -98,3 +98,32 @@ func TestUploadPipelineFailures(t *testing.T) {
 		t.Errorf("tmp holds %d files", len(entries))
 	}
 }
+
+// A sidecar removed by hand leaves its index row: a store of that key,
+// guessed new from the missing sidecar, must find the row in its
+// transaction and replace it (and free its blob), not fail or leak it.
+func TestStoreOverARowWithoutSidecar(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer s.Close()
+	if _, err := s.Put(ctx, "a/k", bytes.NewReader([]byte("one")), Info{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "objects", "a", "k")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Put(ctx, "a/k", bytes.NewReader([]byte("two")), Info{Size: -1})
+	if err != nil {
+		t.Fatalf("store over a row without its sidecar: %v", err)
+	}
+	if got := readAll(t, s, "a/k"); string(got) != "two" {
+		t.Errorf("read back %q, want two", got)
+	}
+	if n := countBlobs(t, dir); n != 1 {
+		t.Errorf("%d blobs, want 1: the replaced version's blob was not freed", n)
+	}
+	if cur, err := s.Stat(ctx, "a/k"); err != nil || cur.Blob != o.Blob {
+		t.Errorf("index holds %+v, %v; want blob %s", cur, err, o.Blob)
+	}
+}

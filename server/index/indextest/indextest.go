@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"DeadProps", testDeadProps},
 		{"Rollback", testRollback},
 		{"TxGet", testTxGet},
+		{"CreateObject", testCreateObject},
 		{"Rebuild", testRebuild},
 		{"Locks", testLocks},
 		{"LockConflicts", testLockConflicts},
@@ -422,6 +423,42 @@ func testTxGet(t *testing.T, x index.Index) {
 		wantNotFound(t, "Get of its own delete", err)
 		return nil
 	})
+}
+
+// CreateObject stores a new key as PutObject does, folders included, and
+// leaves a key that has an object as it is.
+func testCreateObject(t *testing.T, x index.Index) {
+	putKeys(t, x, "old/x")
+	fresh := obj("f/g/new")
+	again := obj("old/x")
+	again.Blob = "b-other"
+	update(t, x, func(tx index.Tx) error {
+		if ok, err := tx.CreateObject(fresh); err != nil || !ok {
+			t.Errorf("CreateObject of a new key = %v, %v; want true", ok, err)
+		}
+		if ok, err := tx.CreateObject(again); err != nil || ok {
+			t.Errorf("CreateObject of a key with an object = %v, %v; want false", ok, err)
+		}
+		if o, err := tx.Get("f/g/new"); err != nil || o.Blob != fresh.Blob {
+			t.Errorf("Get of its own create = %+v, %v", o, err)
+		}
+		return nil
+	})
+	if o, err := x.Get(ctx, "f/g/new"); err != nil || o.Blob != fresh.Blob || o.Size != fresh.Size ||
+		o.SHA256 != fresh.SHA256 || string(o.Meta) != string(fresh.Meta) || !o.Created.Equal(fresh.Created) {
+		t.Errorf("created = %+v, %v; want %+v", o, err, fresh)
+	}
+	if o, err := x.Get(ctx, "old/x"); err != nil || o.Blob != obj("old/x").Blob {
+		t.Errorf("CreateObject changed an existing object: %+v, %v", o, err)
+	}
+	for _, k := range []string{"f", "f/g"} {
+		if _, err := x.Dir(ctx, k); err != nil {
+			t.Errorf("folder %q of a created object: %v", k, err)
+		}
+	}
+	if hits, err := x.Search(ctx, index.Query{Under: "f"}); err != nil || len(hits) != 1 {
+		t.Errorf("search finds %d created objects, %v; want 1", len(hits), err)
+	}
 }
 
 func testRollback(t *testing.T, x index.Index) {

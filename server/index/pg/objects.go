@@ -291,8 +291,6 @@ const putDirsSQL = `INSERT INTO attachd_dirs (key, parent, props, created, mtime
 
 // PutObject implements index.Tx: the object and its folders in one statement.
 func (t *tx) PutObject(o index.Object) error {
-	parent := index.Parent(o.Key)
-	keys, parents := folders(parent)
 	_, err := t.exec(`WITH o AS (
 			INSERT INTO attachd_objects (`+objectCols+`, parent, `+recCols+`)
 			VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)
@@ -300,15 +298,35 @@ func (t *tx) PutObject(o index.Object) error {
 			content_type = excluded.content_type, doc_id = excluded.doc_id, media_id = excluded.media_id,
 			meta = excluded.meta, props = excluded.props, created = excluded.created, updated = excluded.updated,
 			mtime = excluded.mtime, `+recUpdate+`)
-		`+putDirsSQL,
-		append([]any{keys, parents, o.Updated.UnixNano(),
-			o.Key, o.Blob, o.Size, o.SHA256, clean(o.ContentType), clean(o.DocID), clean(o.MediaID),
-			jsonOr(o.Meta), jsonOr(o.Props), o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent},
-			recArgs(index.Describe(o))...)...)
+		`+putDirsSQL, objectArgs(o)...)
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}
 	return nil
+}
+
+// CreateObject implements index.Tx: the folders in a CTE, so that the
+// statement's row count is the object's.
+func (t *tx) CreateObject(o index.Object) (bool, error) {
+	tag, err := t.exec(`WITH d AS (`+putDirsSQL+`)
+		INSERT INTO attachd_objects (`+objectCols+`, parent, `+recCols+`)
+		VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)
+		ON CONFLICT (key) DO NOTHING`, objectArgs(o)...)
+	if err != nil {
+		return false, fmt.Errorf("index object %q: %w", o.Key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// objectArgs are the parameters of PutObject's and CreateObject's
+// statements: the folders ($1–$3), then the row.
+func objectArgs(o index.Object) []any {
+	parent := index.Parent(o.Key)
+	keys, parents := folders(parent)
+	return append([]any{keys, parents, o.Updated.UnixNano(),
+		o.Key, o.Blob, o.Size, o.SHA256, clean(o.ContentType), clean(o.DocID), clean(o.MediaID),
+		jsonOr(o.Meta), jsonOr(o.Props), o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent},
+		recArgs(index.Describe(o))...)
 }
 
 // DeleteObject implements index.Tx.

@@ -234,18 +234,35 @@ func jsonOr(b []byte) string {
 
 // PutObject implements index.Tx.
 func (t *tx) PutObject(o index.Object) error {
-	parent := index.Parent(o.Key)
-	args := append([]any{o.Key, o.Blob, o.Size, o.SHA256, o.ContentType, o.DocID, o.MediaID, jsonOr(o.Meta), jsonOr(o.Props),
-		o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), parent}, recArgs(index.Describe(o))...)
 	_, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent, `+recCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(key) DO UPDATE SET blob=excluded.blob, size=excluded.size, sha256=excluded.sha256,
 		content_type=excluded.content_type, doc_id=excluded.doc_id, media_id=excluded.media_id,
 		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime,
-		`+recUpdate, args...)
+		`+recUpdate, objectArgs(o)...)
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}
-	return t.PutDirs(parent, o.Updated)
+	return t.PutDirs(index.Parent(o.Key), o.Updated)
+}
+
+// CreateObject implements index.Tx.
+func (t *tx) CreateObject(o index.Object) (bool, error) {
+	res, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent, `+recCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(key) DO NOTHING`, objectArgs(o)...)
+	if err != nil {
+		return false, fmt.Errorf("index object %q: %w", o.Key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	return true, t.PutDirs(index.Parent(o.Key), o.Updated)
+}
+
+// objectArgs are the values of an objects row for o, in the order of
+// objectCols, parent, recCols.
+func objectArgs(o index.Object) []any {
+	return append([]any{o.Key, o.Blob, o.Size, o.SHA256, o.ContentType, o.DocID, o.MediaID, jsonOr(o.Meta), jsonOr(o.Props),
+		o.Created.UnixNano(), o.Updated.UnixNano(), o.ModTime.UnixNano(), index.Parent(o.Key)}, recArgs(index.Describe(o))...)
 }
 
 // DeleteObject implements index.Tx.
