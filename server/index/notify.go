@@ -11,7 +11,10 @@ type Notifier struct {
 }
 
 // Subscribe returns a channel that receives after Notify, and a func that
-// ends the subscription. The channel is never closed.
+// ends the subscription: once it returns, the channel receives nothing, not
+// even a wake-up sent before it (a PostgreSQL NOTIFY of this process's own
+// change can arrive after the local wake-up was taken). The channel is never
+// closed.
 func (n *Notifier) Subscribe() (<-chan struct{}, func()) {
 	c := make(chan struct{}, 1)
 	n.mu.Lock()
@@ -25,6 +28,10 @@ func (n *Notifier) Subscribe() (<-chan struct{}, func()) {
 		once.Do(func() {
 			n.mu.Lock()
 			delete(n.subs, c)
+			select {
+			case <-c:
+			default:
+			}
 			n.mu.Unlock()
 		})
 	}
