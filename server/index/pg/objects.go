@@ -292,8 +292,7 @@ const putDirsSQL = `INSERT INTO attachd_dirs (key, parent, props, created, mtime
 // PutObject implements index.Tx: the object and its folders in one statement.
 func (t *tx) PutObject(o index.Object) error {
 	_, err := t.exec(`WITH o AS (
-			INSERT INTO attachd_objects (`+objectCols+`, parent, `+recCols+`)
-			VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)
+			`+insertObject+`
 			ON CONFLICT (key) DO UPDATE SET blob = excluded.blob, size = excluded.size, sha256 = excluded.sha256,
 			content_type = excluded.content_type, doc_id = excluded.doc_id, media_id = excluded.media_id,
 			meta = excluded.meta, props = excluded.props, created = excluded.created, updated = excluded.updated,
@@ -309,14 +308,18 @@ func (t *tx) PutObject(o index.Object) error {
 // statement's row count is the object's.
 func (t *tx) CreateObject(o index.Object) (bool, error) {
 	tag, err := t.exec(`WITH d AS (`+putDirsSQL+`)
-		INSERT INTO attachd_objects (`+objectCols+`, parent, `+recCols+`)
-		VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)
+		`+insertObject+`
 		ON CONFLICT (key) DO NOTHING`, objectArgs(o)...)
 	if err != nil {
 		return false, fmt.Errorf("index object %q: %w", o.Key, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// insertObject inserts a row of objectArgs ($4 on); PutObject and
+// CreateObject add what a row already there makes it do.
+const insertObject = `INSERT INTO attachd_objects (` + objectCols + `, parent, ` + recCols + `)
+	VALUES ($4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, $17,$18,$19,$20,$21,$22,$23,$24,$25)`
 
 // objectArgs are the parameters of PutObject's and CreateObject's
 // statements: the folders ($1–$3), then the row.

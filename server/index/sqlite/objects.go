@@ -234,7 +234,7 @@ func jsonOr(b []byte) string {
 
 // PutObject implements index.Tx.
 func (t *tx) PutObject(o index.Object) error {
-	_, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent, `+recCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+	_, err := t.exec(insertObject+`
 		ON CONFLICT(key) DO UPDATE SET blob=excluded.blob, size=excluded.size, sha256=excluded.sha256,
 		content_type=excluded.content_type, doc_id=excluded.doc_id, media_id=excluded.media_id,
 		meta=excluded.meta, props=excluded.props, created=excluded.created, updated=excluded.updated, mtime=excluded.mtime,
@@ -247,7 +247,7 @@ func (t *tx) PutObject(o index.Object) error {
 
 // CreateObject implements index.Tx.
 func (t *tx) CreateObject(o index.Object) (bool, error) {
-	res, err := t.exec(`INSERT INTO objects (`+objectCols+`, parent, `+recCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+	res, err := t.exec(insertObject+`
 		ON CONFLICT(key) DO NOTHING`, objectArgs(o)...)
 	if err != nil {
 		return false, fmt.Errorf("index object %q: %w", o.Key, err)
@@ -257,6 +257,10 @@ func (t *tx) CreateObject(o index.Object) (bool, error) {
 	}
 	return true, t.PutDirs(index.Parent(o.Key), o.Updated)
 }
+
+// insertObject inserts a row of objectArgs; PutObject and CreateObject add
+// what a row already there makes it do.
+const insertObject = `INSERT INTO objects (` + objectCols + `, parent, ` + recCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)`
 
 // objectArgs are the values of an objects row for o, in the order of
 // objectCols, parent, recCols.
