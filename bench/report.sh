@@ -59,6 +59,7 @@ function cellx(kind, step, srv,    x) {
 	if (kind == "runs") return validity(step, srv)
 	if (kind == "big") { x = med(step, srv, "seconds", 1); return cell(step, srv, "seconds", 1, 2) (x != "" ? " = " fmt(1073.741824 / x, 0) : "") }
 	if (kind == "rss") return cell(step, srv, "rss_max_kib", 1 / 1024, 1) " [" cell(step, srv, "rss_tree_kib", 1 / 1024, 0) "]"
+	if (kind == "anon") return cell(step, srv, "rss_anon_max_kib", 1 / 1024, 1)
 	if (kind == "ms") return cell(step, srv, "ms", 1, 1)
 	if (kind == "bytes") return cell(step, srv, "bytes", 1, 0)
 }
@@ -68,6 +69,7 @@ function rt(kind, step, ref,    rn) {
 	if (kind == "rps") return ratio(med(step, A, "rps", 1), med(step, ref, "rps", 1), 2) " (higher is better)"
 	if (kind == "big") return ratio(med(step, ref, "seconds", 1), med(step, A, "seconds", 1), 2) " throughput (higher is better)"
 	if (kind == "rss") return ratio(med(step, A, "rss_max_kib", 1), med(step, ref, "rss_max_kib", 1), 2) " (lower is better)"
+	if (kind == "anon") return ratio(med(step, A, "rss_anon_max_kib", 1), med(step, ref, "rss_anon_max_kib", 1), 2) " (lower is better)"
 	if (kind == "ms") return ratio(med(step, ref, "ms", 1), med(step, A, "ms", 1), 3) " " rn "/attachd (higher is better); attachd/" rn " = " ratio(med(step, A, "ms", 1), med(step, ref, "ms", 1), 2)
 	if (kind == "bytes") return ratio(med(step, A, "bytes", 1), med(step, ref, "bytes", 1), 2)
 	return ""
@@ -147,6 +149,7 @@ END {
 	if (has_step("big")) {
 		row("big 1 GiB PUT", "s (MB/s)", "big", "big", tm ? "1.08 (1.04–1.12) = 994" : "1.24 (1.09–1.37) = 866", tm ? "1.63 (1.60–1.72) = 659" : "2.24 (2.04–2.60) = 479")
 		row("", "peak RSS MiB, largest process [all processes]", "rss", "big", tm ? "12.2 [27]" : "12.3 [34]", tm ? "12.0 [26]" : "12.8 [29]")
+		row("", "peak anonymous RSS MiB, largest process (sampled every 50 ms)", "anon", "big", "–", "–")
 		row("", "runs (size checked with HEAD)", "runs", "big", "size checked", "size checked")
 	}
 	if (has_step("propfind")) {

@@ -408,9 +408,28 @@ step_davget() { run_get "$1" davget "$2"; }
 # hf_csv CSV COLUMN: a column of hyperfine's --export-csv row
 hf_csv() { awk -F, -v col="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==col) c=i} NR==2 && c{print $c}' "$1"; }
 
+# anon_peak PIDS FILE: the largest anonymous resident size (RssAnon, KiB) of any of PIDS, sampled
+# every 50 ms until TERM, then written to FILE.  VmHWM counts the binary's own file pages too
+# (for attachd ~20 MiB of its text and read-only data, shared with the page cache and
+# reclaimable); this is the memory the process itself holds.  Bash builtins only, but for the
+# sleep: 20 forks a second.
+anon_peak() {
+	local max=0 k v p
+	trap 'echo "$max" >"$2"; exit 0' TERM
+	while :; do
+		for p in $1; do
+			while read -r k v _; do
+				[ "$k" = RssAnon: ] && [ "$v" -gt "$max" ] && max=$v
+			done <"/proc/$p/status" 2>/dev/null || true
+		done
+		sleep 0.05 &
+		wait $!
+	done
+}
+
 step_big() {
 	local r=$1 s=$2 path="big-$STAMP-r$1.bin" csv=$RAW/r$1-big-$2.csv out=$RAW/r$1-big-$2.txt
-	local url del p pids prepare=() ok=1 hwm max=0 sum=0 len code
+	local url del p pids prepare=() ok=1 hwm max=0 sum=0 len code sampler
 	url=$(store_url "$s" "$path")
 	del=$(dav_url "$s" "$path")
 	if can_delete "$s"; then
@@ -419,9 +438,13 @@ step_big() {
 	pause "$r" big "$s"
 	pids=$(server_pids "$s")
 	for p in $pids; do echo 5 >"/proc/$p/clear_refs"; done
+	anon_peak "$pids" "$RAW/.anon" &
+	sampler=$!
 	measure_begin "$s"
 	hyperfine -N --runs 3 --export-csv "$csv" "${prepare[@]}" "curl -sf -o /dev/null -T $BIG $url" >"$out" 2>&1 || ok=0
 	measure_end "$r" big "$s"
+	kill "$sampler" && wait "$sampler" || true
+	rec "$r" big "$s" rss_anon_max_kib "$(cat "$RAW/.anon" 2>/dev/null || echo 0)"
 	for p in $pids; do
 		hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
 		hwm=${hwm:-0}
