@@ -24,11 +24,53 @@ type dirFD struct {
 
 // openDirFD opens the folder name inside the data directory.
 func (s *Store) openDirFD(name string) (*dirFD, error) {
-	f, err := s.root.Open(name)
+	if s.top == nil {
+		f, err := s.root.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		return &dirFD{f: f, fd: int(f.Fd())}, nil
+	}
+	fd, err := s.beneath(name, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
-	return &dirFD{f: f, fd: int(f.Fd())}, nil
+	// A blocking descriptor: os.NewFile does not register it with the poller.
+	return &dirFD{f: os.NewFile(uintptr(fd), name), fd: fd}, nil
+}
+
+// beneath opens name inside the data directory with one system call that
+// the kernel confines to it (openBeneath). os.Root walks the name instead
+// (an openat and a close per segment), and os.File puts each descriptor it
+// opens through the poller (four fcntls and an epoll_ctl for a folder or a
+// regular file): a WebDAV PUT into a known folder made 58 system calls, 13
+// of them for its two lookups of that folder.
+func (s *Store) beneath(name string, flags int) (int, error) {
+	fd, err := openBeneath(s.top.fd, name, flags)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return fd, nil
+}
+
+// openTop holds the data directory open for beneath, if this process can
+// use it. s.top stays nil, and os.Root walks names instead, where the
+// kernel has no openat2 (before Linux 5.6, or other systems) or a seccomp
+// filter refuses it.
+func (s *Store) openTop() error {
+	f, err := s.root.Open(".")
+	if err != nil {
+		return fmt.Errorf("open data directory: %w", err)
+	}
+	top := &dirFD{f: f, fd: int(f.Fd())}
+	fd, err := openBeneath(top.fd, ".", lookupOnly|unix.O_DIRECTORY)
+	if err != nil {
+		s.log.Debug("the store walks paths with os.Root", "err", err)
+		return top.close()
+	}
+	unix.Close(fd)
+	s.top = top
+	return nil
 }
 
 func (d *dirFD) close() error { return d.f.Close() }
@@ -51,6 +93,19 @@ func (d *dirFD) create(name string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	// A blocking descriptor: os.NewFile does not register it with the poller.
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// open opens the file name in d for reading. Blobs are opened this way: a
+// name that is not one segment, or a symbolic link, is refused.
+func (d *dirFD) open(name string) (*os.File, error) {
+	if err := leaf(name); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
 	return os.NewFile(uintptr(fd), name), nil
 }
 

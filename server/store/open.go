@@ -66,6 +66,9 @@ func (s *Store) open() error {
 	lock.Truncate(0)
 	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
 
+	if err := s.openTop(); err != nil {
+		return err
+	}
 	for _, d := range []string{"objects", "blobs", "tmp"} {
 		if err := s.root.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -78,11 +81,6 @@ func (s *Store) open() error {
 		}
 		// Reads open a blob with one openat in its shard, not a walk from
 		// the top of the data directory.
-		shard, err := s.root.OpenRoot(d)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", d, err)
-		}
-		s.shards[i] = shard
 		if s.shardDirs[i], err = s.openDirFD(d); err != nil {
 			return fmt.Errorf("open %s: %w", d, err)
 		}
@@ -161,12 +159,8 @@ func (s *Store) Close() error {
 		errs = append(errs, s.lock.Close())
 		s.lock = nil
 	}
-	for i, sh := range s.shards {
-		if sh != nil {
-			errs = append(errs, sh.Close())
-			s.shards[i] = nil
-		}
-		if d := s.shardDirs[i]; d != nil {
+	for i, d := range s.shardDirs {
+		if d != nil {
 			errs = append(errs, d.close())
 			s.shardDirs[i] = nil
 		}
@@ -174,6 +168,10 @@ func (s *Store) Close() error {
 	if s.tmpDir != nil {
 		errs = append(errs, s.tmpDir.close())
 		s.tmpDir = nil
+	}
+	if s.top != nil {
+		errs = append(errs, s.top.close())
+		s.top = nil
 	}
 	errs = append(errs, s.root.Close())
 	return errors.Join(errs...)

@@ -24,7 +24,7 @@ func (s *Store) OpenLocalBlob(blob string) (*os.File, error) {
 		return nil, fmt.Errorf("%w: bad blob name", ErrInvalidKey)
 	}
 	i, _ := strconv.ParseUint(blob[:2], 16, 8)
-	f, err := s.shards[i].Open(blob)
+	f, err := s.shardDirs[i].open(blob)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotFound
 	}

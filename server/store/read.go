@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stat returns the object stored at key, or ErrNotFound.
@@ -91,7 +93,7 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 	var f *os.File
 	var err error
 	if i, perr := strconv.ParseUint(o.Blob[:2], 16, 8); perr == nil && len(o.Blob) > 2 {
-		f, err = s.shards[i].Open(o.Blob)
+		f, err = s.shardDirs[i].open(o.Blob)
 	} else {
 		err = fmt.Errorf("bad blob name %q", o.Blob)
 	}
@@ -118,7 +120,14 @@ func (s *Store) Absent(key string) bool {
 	if s.shared || s.inDoubt.Load() || key == "" {
 		return false
 	}
-	_, err := s.root.Lstat("objects/" + key)
+	if s.top == nil {
+		_, err := s.root.Lstat("objects/" + key)
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	fd, err := s.beneath("objects/"+key, lookupOnly|unix.O_NOFOLLOW)
+	if err == nil {
+		unix.Close(fd)
+	}
 	return errors.Is(err, fs.ErrNotExist)
 }
 

@@ -87,12 +87,13 @@ type Store struct {
 	// dirs remembers folders known to exist, on disk and in the index, so
 	// that a store into a known folder skips the checks that it is one.
 	// Only folder deletes and moves, under the tree lock, forget them.
-	dirs   sync.Map
-	shards [256]*os.Root // blobs/xx, for reads
+	dirs sync.Map
 	// shardDirs (blobs/xx) and tmpDir (tmp/) are held open for the
-	// renames and fsyncs of a commit (dirfd.go).
+	// renames and fsyncs of a commit and for reads (dirfd.go); top, the
+	// data directory, for lookups below it (nil without openat2).
 	shardDirs [256]*dirFD
 	tmpDir    *dirFD
+	top       *dirFD
 	// remote, if set, is where object bytes live once they leave the spool;
 	// reads look there for what is not here.
 	remote Backend
