@@ -31,6 +31,10 @@ const staleTmp = 24 * time.Hour
 // they are logged and left to List's sweep.
 const maxOrphans = 1024
 
+// orphanRetry is how soon orphans are tried again when no call comes to
+// remove them: a write cut by an outage may fail after the last call.
+const orphanRetry = 5 * time.Second
+
 // backend implements sdk.Storage over one SFTP connection, opened on first
 // use and reopened after it drops.
 type backend struct {
@@ -41,8 +45,10 @@ type backend struct {
 	client *sftp.Client
 	// orphans are temporary files a failed write could not remove, most
 	// often because the connection it was written over had dropped. They
-	// are removed over the next connection, so a cut write leaks nothing.
-	orphans map[string]struct{}
+	// are removed over the next connection, so a cut write leaks nothing;
+	// retrying is set while a retry is due (retryOrphans).
+	orphans  map[string]struct{}
+	retrying bool
 }
 
 func (b *backend) setup(addr, root string, c *ssh.ClientConfig) {
@@ -110,6 +116,31 @@ func (b *backend) discard(c *sftp.Client, tmp string) {
 		return
 	}
 	b.orphans[tmp] = struct{}{}
+	b.retryLater()
+}
+
+// retryLater makes sure the orphans are tried again in orphanRetry even if
+// no call comes. Called with b.mu held.
+func (b *backend) retryLater() {
+	if !b.retrying {
+		b.retrying = true
+		time.AfterFunc(orphanRetry, b.retryOrphans)
+	}
+}
+
+// retryOrphans removes the orphans over the connection, made again if need
+// be; while it cannot be, it tries again later. One it cannot remove over
+// a working connection is remembered again by discard, which retries too.
+func (b *backend) retryOrphans() {
+	b.mu.Lock()
+	b.retrying = false
+	b.mu.Unlock()
+	_, err := b.conn()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil && b.ssh != nil && len(b.orphans) > 0 {
+		b.retryLater()
+	}
 }
 
 // sweepOrphans removes the orphans over c, in the background. A write can
@@ -223,6 +254,8 @@ func (b *backend) Create(ctx context.Context, name string, size int64) (sdk.Blob
 	tmp := path.Join(dir, tmpPrefix+rand.Text())
 	f, err := c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
+		// The server may have made the file and lost only its answer.
+		b.discard(c, tmp)
 		return nil, mapErr("create", name, err)
 	}
 	return &writer{b: b, c: c, f: f, tmp: tmp, final: p, name: name}, nil
