@@ -134,7 +134,11 @@ func (b *backend) retryLater() {
 func (b *backend) retryOrphans() {
 	b.mu.Lock()
 	b.retrying = false
+	idle := len(b.orphans) == 0 // a call removed them meanwhile
 	b.mu.Unlock()
+	if idle {
+		return
+	}
 	_, err := b.conn()
 	b.mu.Lock()
 	defer b.mu.Unlock()
