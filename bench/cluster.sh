@@ -708,7 +708,7 @@ if [ -n "$ATTACHD_REV" ]; then
 	git -C "$REPO" archive "$commit" | tar -x -C "$src"
 fi
 log "building attachd, the plugins and bench/pgcount from $src"
-(cd "$src" && go build -o "$WORK/attachd" .) >"$RAW/build.log" 2>&1 || die "go build failed: $(tail -n 3 "$RAW/build.log")"
+build_attachd "$src" "$WORK/attachd" >"$RAW/build.log" 2>&1 || die "go build failed: $(tail -n 3 "$RAW/build.log")"
 if [ "$NEED_S3" = 1 ]; then
 	(cd "$src" && plugins/build.sh "$WORK/plugins") >>"$RAW/build.log" 2>&1 || die "plugins/build.sh failed: $(tail -n 3 "$RAW/build.log")"
 	PLUGIN_SHA=$(sha256sum "$WORK/plugins/attachd-plugin-s3" | cut -d' ' -f1)

@@ -47,16 +47,16 @@ cleanup() {
 	git -C "$REPO" worktree prune
 }
 trap cleanup EXIT
+declare -A USED_PORTS=()
+. "$BENCH/lib.sh" # build_attachd, free_port
 
 for i in 0 1; do
 	git -C "$REPO" worktree add -q --detach "$WORK/src" "${REVS[$i]}" || die "no revision ${REVS[$i]}"
-	(cd "$WORK/src" && go build -o "$WORK/attachd-$i" .) || die "build of ${REVS[$i]} failed"
+	build_attachd "$WORK/src" "$WORK/attachd-$i" || die "build of ${REVS[$i]} failed"
 	git -C "$REPO" worktree remove --force "$WORK/src"
 done
 (cd "$REPO" && go build -o "$WORK/loader" ./bench/loader)
 
-declare -A USED_PORTS=()
-. "$BENCH/lib.sh"
 TCK=$(getconf CLK_TCK)
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -561,7 +561,7 @@ if has_server attachd; then
 		git -C "$REPO" archive "$commit" | tar -x -C "$src"
 	fi
 	log "building attachd from $src"
-	(cd "$src" && go build -o "$WORK/attachd" .) >"$RAW/build.log" 2>&1 ||
+	build_attachd "$src" "$WORK/attachd" >"$RAW/build.log" 2>&1 ||
 		die "go build failed (see $RAW/build.log; --servers nginx,apache runs without attachd): $(tail -n 3 "$RAW/build.log")"
 	if [ -n "${WANT[propfind]:-}" ]; then
 		(cd "$REPO" && go build -o "$WORK/loader" ./bench/loader) >>"$RAW/build.log" 2>&1 || die "building bench/loader failed"
