@@ -149,7 +149,10 @@ type Tx interface {
 	ClearObjects() error
 	// PruneDirs removes every folder whose key keep refuses.
 	PruneDirs(keep func(key string) bool) error
-	// Walk is Index.Walk inside the transaction.
+	// Walk is Index.Walk inside the transaction. It reads the objects a
+	// page at a time and calls fn between the reads, so fn may write in the
+	// same transaction, and a folder of any size costs one page of memory.
+	// fn must not change the keys still to come.
 	Walk(prefix string, fn func(Object) error) error
 	// Enqueue queues d for d.Sink, due at d.Occurred, and gives it an
 	// EventID if it has none. An "updated" delivery replaces the pending

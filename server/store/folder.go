@@ -91,10 +91,6 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	if _, err := s.StatDir(ctx, key); err != nil {
 		return err
 	}
-	var objs []Object
-	if err := s.idx.Walk(ctx, key, func(o Object) error { objs = append(objs, o); return nil }); err != nil {
-		return readErr(err)
-	}
 	// Removing the sidecars is what deletes; move them out of the tree in one
 	// rename first, so that a crash midway cannot leave half a folder.
 	p, err := s.moveAside("objects/" + key)
@@ -104,17 +100,23 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	// Only the blob names are kept for after the commit, not the objects
+	// with their metadata: a folder of a million objects costs tens of
+	// megabytes, where the records would cost gigabytes.
+	var blobs []string
 	if err := s.update(ctx, func(tx index.Tx) error {
+		blobs = blobs[:0] // a group commit that fails runs fn again alone
 		if err := failpoint("index"); err != nil {
 			return err
 		}
 		if err := s.enqueueTree(ctx, tx, ChangeDeleted, key); err != nil {
 			return err
 		}
-		for _, o := range objs {
-			if err := s.collectLater(tx, o.Key, o.Blob); err != nil {
-				return err
-			}
+		if err := tx.Walk(key, func(o Object) error {
+			blobs = append(blobs, o.Blob)
+			return s.collectLater(tx, o.Key, o.Blob)
+		}); err != nil {
+			return err
 		}
 		return tx.DeleteTree(key)
 	}); err != nil {
@@ -122,8 +124,8 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 	}
 	s.forgetAll()
 	p.discard()
-	for _, o := range objs {
-		s.removeBlob(o.Blob)
+	for _, b := range blobs {
+		s.removeBlob(b)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"DeadProps", testDeadProps},
 		{"Rollback", testRollback},
 		{"TxGet", testTxGet},
+		{"TxWalk", testTxWalk},
 		{"CreateObject", testCreateObject},
 		{"Rebuild", testRebuild},
 		{"Locks", testLocks},
@@ -223,6 +224,60 @@ func walk(t *testing.T, x index.Index, prefix string) []string {
 		t.Fatalf("walk %q: %v", prefix, err)
 	}
 	return keys
+}
+
+// testTxWalk: Tx.Walk visits a folder bigger than any page once, in key
+// order, while fn writes in the same transaction; fn's error ends the walk,
+// comes back as it is and rolls the transaction back.
+func testTxWalk(t *testing.T, x index.Index) {
+	const n = 2100 // more than two pages of every implementation
+	var objs, want []index.Object
+	for i := range n {
+		o := obj(fmt.Sprintf("w/%05d", i))
+		objs, want = append(objs, o), append(want, o)
+	}
+	objs = append(objs, obj("wx/a"), obj("v/z"), obj("w")) // beside the folder w, not in it
+	put(t, x, objs...)
+
+	var got []string
+	update(t, x, func(tx index.Tx) error {
+		got = got[:0]
+		return tx.Walk("w", func(o index.Object) error {
+			got = append(got, o.Key)
+			c := o
+			c.Key = "copy/" + o.Key
+			return tx.PutObject(c)
+		})
+	})
+	if len(got) != n {
+		t.Fatalf("Tx.Walk visited %d objects, want %d", len(got), n)
+	}
+	for i, k := range got {
+		if k != want[i].Key {
+			t.Fatalf("Tx.Walk visit %d: %q, want %q", i, k, want[i].Key)
+		}
+	}
+	if c := walk(t, x, "copy/w"); len(c) != n {
+		t.Fatalf("%d objects written during the walk, want %d", len(c), n)
+	}
+
+	stop := errors.New("stop")
+	visited := 0
+	err := x.Update(ctx, func(tx index.Tx) error {
+		visited = 0
+		return tx.Walk("w", func(o index.Object) error {
+			if visited++; visited == 300 {
+				return stop
+			}
+			return tx.DeleteTree("copy")
+		})
+	})
+	if !errors.Is(err, stop) || visited != 300 {
+		t.Fatalf("Tx.Walk with fn failing at 300: %v after %d visits, want %v after 300", err, visited, stop)
+	}
+	if c := walk(t, x, "copy/w"); len(c) != n {
+		t.Fatalf("after the rollback %d objects are left under copy/w, want %d", len(c), n)
+	}
 }
 
 // testUsage: Usage sums the objects Walk visits, and follows changes.

@@ -173,11 +173,17 @@ const walkSQL = `SELECT ` + objectCols + ` FROM attachd_objects WHERE key > $1 A
 
 // Walk implements index.Index.
 func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) error) error {
+	return walk(func(q string, args []any, each func(pgx.Rows) error) error {
+		return x.readPage(ctx, each, q, args...)
+	}, prefix, fn)
+}
+
+// walk is Walk with read running each page's query, on the pool or in a
+// transaction. fn's error is returned as it is.
+func walk(read func(q string, args []any, each func(pgx.Rows) error) error, prefix string, fn func(index.Object) error) error {
 	lo, hi := index.Below(prefix)
 	var fnErr error
-	err := pages(func(q string, args []any, each func(pgx.Rows) error) error {
-		return x.readPage(ctx, each, q, args...)
-	}, walkSQL, []any{lo, hi}, func(r pgx.Rows) (index.Object, error) { return scanObject(r) },
+	err := pages(read, walkSQL, []any{lo, hi}, func(r pgx.Rows) (index.Object, error) { return scanObject(r) },
 		func(o index.Object) error {
 			fnErr = fn(o)
 			return fnErr
@@ -448,20 +454,9 @@ func (t *tx) Get(key string) (index.Object, error) {
 	return objs[0], nil
 }
 
+// Walk implements index.Tx.
 func (t *tx) Walk(prefix string, fn func(index.Object) error) error {
-	lo, hi := index.Below(prefix)
-	var objs []index.Object
-	err := pages(func(q string, args []any, each func(pgx.Rows) error) error {
+	return walk(func(q string, args []any, each func(pgx.Rows) error) error {
 		return t.query(each, q, args...)
-	}, walkSQL, []any{lo, hi}, func(r pgx.Rows) (index.Object, error) { return scanObject(r) },
-		func(o index.Object) error { objs = append(objs, o); return nil })
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	for _, o := range objs {
-		if err := fn(o); err != nil {
-			return err
-		}
-	}
-	return nil
+	}, prefix, fn)
 }

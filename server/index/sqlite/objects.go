@@ -13,6 +13,9 @@ import (
 	"github.com/attachd/attachd/server/index"
 )
 
+// walkPage is how many objects tx.Walk reads at a time.
+const walkPage = 256
+
 const objectCols = `key, blob, size, sha256, content_type, doc_id, media_id, meta, props, created, updated, mtime`
 
 type scanner interface{ Scan(...any) error }
@@ -385,19 +388,27 @@ func (t *tx) Get(key string) (index.Object, error) {
 // Walk implements index.Tx.
 func (t *tx) Walk(prefix string, fn func(index.Object) error) error {
 	lo, hi := index.Below(prefix)
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT `+objectCols+` FROM objects WHERE key > ? AND key < ? ORDER BY key`, lo, hi)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	// Read them all first: fn may write in the same transaction.
-	var objs []index.Object
-	if err := scanObjects(rows, func(o index.Object) error { objs = append(objs, o); return nil }); err != nil {
-		return err
-	}
-	for _, o := range objs {
-		if err := fn(o); err != nil {
+	for {
+		// Read a page whole before fn sees it: fn may write in this
+		// transaction, and SQLite would run its statements beside an open
+		// query on the same connection.
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT `+objectCols+` FROM objects
+			WHERE key > ? AND key < ? ORDER BY key LIMIT ?`, lo, hi, walkPage)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		page := make([]index.Object, 0, walkPage)
+		if err := scanObjects(rows, func(o index.Object) error { page = append(page, o); return nil }); err != nil {
 			return err
 		}
+		for _, o := range page {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if len(page) < walkPage {
+			return nil
+		}
+		lo = page[len(page)-1].Key
 	}
-	return nil
 }
