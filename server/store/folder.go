@@ -109,10 +109,11 @@ func (s *Store) removeAllLocked(ctx context.Context, key string) error {
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.enqueueTree(ctx, tx, ChangeDeleted, key); err != nil {
-			return err
-		}
+		// One walk queues the deleted events and the blobs' collection.
 		if err := tx.Walk(key, func(o Object) error {
+			if err := s.enqueue(ctx, tx, ChangeDeleted, o); err != nil {
+				return err
+			}
 			blobs = append(blobs, o.Blob)
 			return s.collectLater(tx, o.Key, o.Blob)
 		}); err != nil {

@@ -32,3 +32,48 @@ func TestSubscribersAreWokenIndependently(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveAllQueuesEachObjectDeleted: deleting a folder queues a deleted
+// event for every object below it, for every sink, naming the blob that
+// went, and nothing for the objects beside the folder.
+func TestRemoveAllQueuesEachObjectDeleted(t *testing.T) {
+	ctx := context.Background()
+	sinks := []string{"hook:a", "hook:b"}
+	s, err := Open(t.TempDir(), Options{Sinks: sinks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	blobs := map[string]string{}
+	for _, key := range []string{"a/b/x", "a/b/c/y", "a/z"} {
+		o, err := s.Put(ctx, key, strings.NewReader(key), Info{Size: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[key] = o.Blob
+	}
+	if err := s.RemoveAll(ctx, "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sink := range sinks {
+		ds, err := s.ClaimDeliveries(ctx, sink, 100, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted := map[string]string{}
+		for _, d := range ds {
+			if d.Type == ChangeDeleted {
+				deleted[d.Key] = d.Blob
+			}
+		}
+		want := map[string]string{"a/b/x": blobs["a/b/x"], "a/b/c/y": blobs["a/b/c/y"]}
+		if len(deleted) != len(want) {
+			t.Fatalf("%s: deleted events %v, want %v", sink, deleted, want)
+		}
+		for k, b := range want {
+			if deleted[k] != b {
+				t.Errorf("%s: deleted %s names blob %q, want %q", sink, k, deleted[k], b)
+			}
+		}
+	}
+}
