@@ -15,12 +15,14 @@ import (
 // own result only after the batch is committed, so an Update still returns
 // only once its change is in the index.
 //
-// A change's failure stays its own: each runs inside a savepoint, and one
-// whose fn fails is rolled back to it while its batch-mates go on. If the
-// batch itself fails (its COMMIT, or a rollback to a savepoint, is refused)
-// the transaction is rolled back and every change in it runs again alone, so
-// each hears the error of its own transaction. An fn may therefore run more
-// than once; it must not carry anything over from an earlier run.
+// A change's failure stays its own. Changes nearly always succeed, so a
+// batch runs first without savepoints; if a change fails, it runs again
+// with each change inside a savepoint, and one whose fn fails is rolled back
+// to it while its batch-mates go on. If the batch itself fails (its COMMIT,
+// or a rollback to a savepoint, is refused) the transaction is rolled back
+// and every change in it runs again alone, so each hears the error of its
+// own transaction. An fn may therefore run more than once; it must not
+// carry anything over from an earlier run.
 
 // maxBatch bounds a batch, so that the first change of a long queue is not
 // kept waiting for the last.
@@ -86,7 +88,10 @@ func (x *DB) commitBatch(batch []*change) {
 		batch[0].done <- x.commitOne(batch[0].ctx, batch[0].fn)
 		return
 	}
-	errs, err := x.commitTogether(batch)
+	errs, err := x.commitTogether(batch, false)
+	if err == errChangeFailed {
+		errs, err = x.commitTogether(batch, true)
+	}
 	if err != nil {
 		// The batch failed as a whole: each change alone hears its own error.
 		for _, c := range batch {
@@ -119,10 +124,19 @@ func (x *DB) commitOne(ctx context.Context, fn func(*tx) error) error {
 	return nil
 }
 
-// commitTogether runs the changes of batch in one transaction, each in a
-// savepoint, and returns each one's error. An error of its own means the
-// transaction is rolled back and nothing of the batch committed.
-func (x *DB) commitTogether(batch []*change) ([]error, error) {
+// errChangeFailed is commitTogether's answer when a change failed and the
+// batch ran without savepoints: nothing committed, run it again with them.
+var errChangeFailed = errors.New("sqlite: a change of the batch failed")
+
+// commitTogether runs the changes of batch in one transaction and returns
+// each one's error. An error of its own means the transaction is rolled back
+// and nothing of the batch committed.
+//
+// Changes nearly always succeed, so a batch first runs without savepoints
+// (each costs two statements per change); if a change fails, that
+// transaction is rolled back and the batch runs again with savepoints
+// (isolate), where a failed change is rolled back alone.
+func (x *DB) commitTogether(batch []*change, isolate bool) ([]error, error) {
 	ctx := batch[0].ctx
 	sqlTx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -132,21 +146,29 @@ func (x *DB) commitTogether(batch []*change) ([]error, error) {
 	errs := make([]error, len(batch))
 	enqueued := false
 	for i, c := range batch {
-		if _, err := bt.exec(`SAVEPOINT change`); err != nil {
-			sqlTx.Rollback()
-			return nil, fmt.Errorf("index: savepoint: %w", err)
+		if isolate {
+			if _, err := bt.exec(`SAVEPOINT change`); err != nil {
+				sqlTx.Rollback()
+				return nil, fmt.Errorf("index: savepoint: %w", err)
+			}
 		}
 		t := &tx{x: x, ctx: c.ctx, tx: sqlTx}
 		if errs[i] = c.fn(t); errs[i] != nil {
+			if !isolate {
+				sqlTx.Rollback()
+				return nil, errChangeFailed
+			}
 			errs[i] = fullErr(errs[i])
 			if _, err := bt.exec(`ROLLBACK TO change`); err != nil {
 				sqlTx.Rollback()
 				return nil, fmt.Errorf("index: rollback to savepoint: %w", err)
 			}
 		}
-		if _, err := bt.exec(`RELEASE change`); err != nil {
-			sqlTx.Rollback()
-			return nil, fmt.Errorf("index: release savepoint: %w", err)
+		if isolate {
+			if _, err := bt.exec(`RELEASE change`); err != nil {
+				sqlTx.Rollback()
+				return nil, fmt.Errorf("index: release savepoint: %w", err)
+			}
 		}
 		enqueued = enqueued || (t.enqueued && errs[i] == nil)
 	}

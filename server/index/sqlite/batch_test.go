@@ -147,3 +147,22 @@ func TestBatchCommitRefusedRetriesAlone(t *testing.T) {
 	}
 	checkPuts(t, x, errs)
 }
+
+// TestBatchAllSucceed: a batch whose changes all succeed commits them all in
+// one transaction (the path without savepoints).
+func TestBatchAllSucceed(t *testing.T) {
+	x := openTemp(t)
+	var sizes []int
+	batchHook = func(n int) error { sizes = append(sizes, n); return nil }
+	t.Cleanup(func() { batchHook = nil })
+	errs := concurrentPuts(t, x, 8, func(int) bool { return false })
+	if len(sizes) == 0 {
+		t.Fatal("no batch of more than one change ran")
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("change %d: %v", i, err)
+		}
+	}
+	checkPuts(t, x, errs)
+}
