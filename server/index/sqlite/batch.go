@@ -130,12 +130,9 @@ var errChangeFailed = errors.New("sqlite: a change of the batch failed")
 
 // commitTogether runs the changes of batch in one transaction and returns
 // each one's error. An error of its own means the transaction is rolled back
-// and nothing of the batch committed.
-//
-// Changes nearly always succeed, so a batch first runs without savepoints
-// (each costs two statements per change); if a change fails, that
-// transaction is rolled back and the batch runs again with savepoints
-// (isolate), where a failed change is rolled back alone.
+// and nothing of the batch committed. With isolate, each change runs in a
+// savepoint (two statements more) and one that fails is rolled back alone;
+// without, a change that fails rolls back the transaction: errChangeFailed.
 func (x *DB) commitTogether(batch []*change, isolate bool) ([]error, error) {
 	ctx := batch[0].ctx
 	sqlTx, err := x.w.BeginTx(ctx, nil)
