@@ -237,3 +237,19 @@ func TestKeepFailures(t *testing.T) {
 		t.Errorf("after a reload with another limit: %v, want a fresh count", err)
 	}
 }
+
+// TestDummyHashCostsWhatAUserDoes: an unknown name is compared against
+// dummyHash so that timing does not tell which names exist; that holds only
+// if it is a valid hash at the cost `attachd hash-password` uses.
+func TestDummyHashCostsWhatAUserDoes(t *testing.T) {
+	cost, err := bcrypt.Cost(dummyHash)
+	if err != nil {
+		t.Fatalf("dummyHash is not a bcrypt hash: %v", err)
+	}
+	if cost != bcrypt.DefaultCost {
+		t.Fatalf("dummyHash has cost %d, want bcrypt.DefaultCost (%d)", cost, bcrypt.DefaultCost)
+	}
+	if err := bcrypt.CompareHashAndPassword(dummyHash, []byte("attachd-no-such-user")); err != nil {
+		t.Fatalf("dummyHash does not verify: %v", err)
+	}
+}
