@@ -110,6 +110,7 @@ END {
 	printf "- Machine: %s; data: %s.\n", meta["machine"], meta["datafs"]
 	printf "- Versions: %s; attachd %s.\n", meta["versions"], meta["attachd"]
 	if (has_step("davput") || has_step("davget")) printf "- put/get: attachd on its Kazoo route; davput/davget: attachd under `/dav/` (MKCOL first); nginx and Apache serve both from their WebDAV root, so for them put and davput (get and davget) are the same measurement taken twice.\n"
+	if (meta["attachd_config"] != "") printf "- attachd ran with `--config %s`.\n", meta["attachd_config"]
 	if (meta["attachd_delete"] == "0") printf "- attachd had no DELETE under /dav/: big PUTs overwrite one path per round (no `--prepare`), PUT data was not deleted between runs.\n"
 	maxbz = -1; maxot = -1
 	for (kk in v) {

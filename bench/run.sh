@@ -584,6 +584,9 @@ if [ -n "$ATTACHD_REV" ]; then
 else
 	meta attachd "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO" status --porcelain -- . ':!bench' 2>/dev/null | grep -q . && echo ' (work tree has uncommitted changes outside bench/)' || true)"
 fi
+# The configuration changes what is measured: the report shows its settings.
+[ -n "$ATTACHD_CONFIG" ] &&
+	meta attachd_config "$ATTACHD_CONFIG: $(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$ATTACHD_CONFIG" | paste -sd ' ')"
 meta raw "$RAW"
 
 for s in "${SERVERS[@]}"; do "start_$s"; done
