@@ -22,6 +22,7 @@ import (
 
 	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/plugins/host"
+	"github.com/attachd/attachd/plugins/internal/plugintest"
 	"github.com/attachd/attachd/server/store/storetest"
 )
 
@@ -31,7 +32,7 @@ func runPlugin(t *testing.T, name string, cfg map[string]any, secrets map[string
 	t.Helper()
 	dir, pin := install(t, buildPlugin(t, name), name, cfg)
 	pin.Secrets = secrets
-	m, err := host.New(host.Config{Dir: dir, Plugins: map[string]host.Plugin{name: pin}, Logger: testLogger(t)})
+	m, err := host.New(host.Config{Dir: dir, Plugins: map[string]host.Plugin{name: pin}, Logger: plugintest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func fault(t *testing.T, name string) host.Config {
 	return host.Config{
 		Dir:          dir,
 		Plugins:      map[string]host.Plugin{name: pin},
-		Logger:       testLogger(t),
+		Logger:       plugintest.Logger(t),
 		StartTimeout: 10 * time.Second,
 		KillTimeout:  5 * time.Second,
 		Backoff:      50 * time.Millisecond,

@@ -1,10 +1,8 @@
 package host_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,21 +79,4 @@ func install(t *testing.T, src, name string, cfg map[string]any) (string, host.P
 		t.Fatal(err)
 	}
 	return dir, host.Plugin{SHA256: sum, Config: cfg}
-}
-
-// testLogger logs to the test's output, so plugin log lines show up there.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	t  *testing.T
-	mu sync.Mutex
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func Start(t *testing.T, binary, name string, p host.Plugin, content hook.Conten
 		Dir:          dir,
 		Plugins:      map[string]host.Plugin{name: p},
 		Content:      content,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       Logger(t),
 		StartTimeout: 20 * time.Second,
 		KillTimeout:  5 * time.Second,
 	})
@@ -70,11 +71,35 @@ func Start(t *testing.T, binary, name string, p host.Plugin, content hook.Conten
 	return m, err
 }
 
-type testWriter struct{ t *testing.T }
+// Logger returns a logger that writes to t's output until t and the
+// cleanups registered before this call are done, and drops what comes after:
+// go-plugin's goroutines may still log once a host is closed, and the
+// testing package panics at a log line of a finished test.
+func Logger(t *testing.T) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
 
 // Alive reports whether pid is a live (not zombie) process.
