@@ -72,7 +72,8 @@ func Start(t *testing.T, binary, name string, p host.Plugin, content hook.Conten
 }
 
 // Logger returns a logger that writes to t's output until t and the
-// cleanups registered before this call are done, and drops what comes after:
+// cleanups registered after this call (a host's Close) are done, and drops
+// what comes after:
 // go-plugin's goroutines may still log once a host is closed, and the
 // testing package panics at a log line of a finished test.
 func Logger(t *testing.T) *slog.Logger {

@@ -149,19 +149,25 @@ func TestBatchCommitRefusedRetriesAlone(t *testing.T) {
 }
 
 // TestBatchAllSucceed: a batch whose changes all succeed commits them all in
-// one transaction (the path without savepoints).
+// one transaction, each fn run once: the path without savepoints is taken
+// and not left for the one with them.
 func TestBatchAllSucceed(t *testing.T) {
 	x := openTemp(t)
-	var sizes []int
-	batchHook = func(n int) error { sizes = append(sizes, n); return nil }
+	var batches atomic.Int64
+	batchHook = func(n int) error { batches.Add(1); return nil }
 	t.Cleanup(func() { batchHook = nil })
-	errs := concurrentPuts(t, x, 8, func(int) bool { return false })
-	if len(sizes) == 0 {
+	const n = 8
+	var runs [n]atomic.Int64
+	errs := concurrentPuts(t, x, n, func(i int) bool { runs[i].Add(1); return false })
+	if batches.Load() == 0 {
 		t.Fatal("no batch of more than one change ran")
 	}
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("change %d: %v", i, err)
+		}
+		if r := runs[i].Load(); r != 1 {
+			t.Errorf("change %d ran %d times, want once", i, r)
 		}
 	}
 	checkPuts(t, x, errs)
