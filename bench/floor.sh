@@ -38,8 +38,6 @@ cleanup() {
 	rm -rf "$WORK" "$DATA"
 }
 trap cleanup EXIT
-RAW=$WORK TSV=/dev/null
-declare -A USED_PORTS=()
 . "$BENCH/lib.sh" # build_attachd, free_port, http_code
 
 build_attachd "$REPO" "$WORK/attachd" || die "attachd did not build"

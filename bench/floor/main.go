@@ -66,7 +66,6 @@ func (s *server) put(name string, body io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // fails once renamed
 	var h hash.Hash
 	// Not f itself: *os.File's ReadFrom would copy through a buffer of its own.
 	dst := io.Writer(struct{ io.Writer }{f})
@@ -83,11 +82,15 @@ func (s *server) put(name string, body io.Reader) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
 	if h != nil {
-		h.Sum(nil)
+		h.Sum(nil) // the last block and padding, as a server that records the hash runs them
 	}
-	return os.Rename(f.Name(), name)
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name()) // only on failure: a deferred remove would cost every PUT an unlink
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return nil
 }
