@@ -83,7 +83,7 @@ func (x *DB) ByID(ctx context.Context, id, under string) (index.Object, error) {
 // BlobInUse implements index.Index.
 func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	var one int
-	err := x.queryRow(ctx, `SELECT 1 FROM objects WHERE blob = ? LIMIT 1`, blob).Scan(&one)
+	err := x.queryRow(ctx, blobInUseQuery, blob).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -92,6 +92,10 @@ func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	}
 	return true, nil
 }
+
+// blobInUseQuery runs at every overwrite and delete: the objects_blob index
+// answers it (TestBlobInUseReadsAnIndex).
+const blobInUseQuery = `SELECT 1 FROM objects WHERE blob = ? LIMIT 1`
 
 // Walk implements index.Index.
 func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) error) error {

@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_parent ON objects(parent);
 CREATE INDEX IF NOT EXISTS objects_doc ON objects(doc_id) WHERE doc_id != '';
 CREATE INDEX IF NOT EXISTS objects_media ON objects(media_id) WHERE media_id != '';
+` +
+	// Copies share blobs, so replacing or deleting an object asks whether
+	// any other object still names its blob (BlobInUse). Without this
+	// index that question read the whole table: every overwrite cost a
+	// scan of the store, and deleting a folder of n objects n scans.
+	`
+CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob);
 CREATE TABLE IF NOT EXISTS dirs (
 	key     TEXT PRIMARY KEY,
 	parent  TEXT NOT NULL,

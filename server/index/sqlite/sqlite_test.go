@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/attachd/attachd/server/index"
@@ -139,5 +140,37 @@ func TestShrinkMemory(t *testing.T) {
 	put(100)
 	if o, err := x.Get(ctx, "s/100"); err != nil || o.Blob != "blob100" {
 		t.Fatalf("after ShrinkMemory: %+v, %v", o, err)
+	}
+}
+
+// TestBlobInUseReadsAnIndex: BlobInUse runs at every overwrite and delete;
+// reading the whole objects table for it made each one cost a scan of the
+// store (an overwrite of a 100 KiB file fell from ~2 500 to ~290 a second
+// at 19 000 objects).
+func TestBlobInUseReadsAnIndex(t *testing.T) {
+	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	rows, err := x.r.Query("EXPLAIN QUERY PLAN "+blobInUseQuery, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "INDEX objects_blob") {
+		t.Fatalf("BlobInUse's plan is %q, want a search of the objects_blob index", plan)
 	}
 }
