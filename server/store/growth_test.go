@@ -28,6 +28,24 @@ import (
 // runs 1 000 000), ATTACHD_BENCH_DIR where the data directories go (default
 // the system's temporary folder; bench/growth.sh uses a tmpfs).
 func BenchmarkPutGrowth(b *testing.B) {
+	benchGrowth(b, func(folder string, _ int64) string {
+		return fmt.Sprintf("%s/new-%s", folder, newVersion())
+	})
+}
+
+// BenchmarkOverwriteGrowth is BenchmarkPutGrowth for stores that replace
+// one of 64 objects each time: a replaced blob is removed only if no other
+// object names it, and that question must not cost more as the store grows.
+func BenchmarkOverwriteGrowth(b *testing.B) {
+	benchGrowth(b, func(folder string, i int64) string {
+		return fmt.Sprintf("%s/over-%02d", folder, i%64)
+	})
+}
+
+// benchGrowth runs b.N stores of 100 KiB into two stores, an empty one and
+// one prefilled, 500 at a time in turn, under the keys key gives, and
+// reports each rate and full/empty-%.
+func benchGrowth(b *testing.B, key func(folder string, i int64) string) {
 	n := 100_000
 	if v := os.Getenv("ATTACHD_BENCH_PREFILL"); v != "" {
 		var err error
@@ -44,7 +62,7 @@ func BenchmarkPutGrowth(b *testing.B) {
 	for i := 0; done[0]+done[1] < b.N; i++ {
 		k := min(500, b.N-done[0]-done[1])
 		start := time.Now()
-		putParallel(b, []*Store{empty, full}[i%2], "bench", k, body)
+		putParallel(b, []*Store{empty, full}[i%2], "bench", k, body, key)
 		spent[i%2] += time.Since(start)
 		done[i%2] += k
 	}
@@ -113,8 +131,9 @@ func prefillStore(b *testing.B, s *Store, folder string, n int) {
 	}
 }
 
-// putParallel stores n objects of body into folder, 8 at a time.
-func putParallel(b *testing.B, s *Store, folder string, n int, body []byte) {
+// putParallel stores n objects of body into folder, 8 at a time, the i-th
+// under key(folder, i).
+func putParallel(b *testing.B, s *Store, folder string, n int, body []byte, key func(string, int64) string) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -122,9 +141,8 @@ func putParallel(b *testing.B, s *Store, folder string, n int, body []byte) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				key := fmt.Sprintf("%s/new-%s", folder, newVersion())
-				if _, err := s.Put(ctx, key, bytes.NewReader(body), Info{Size: -1}); err != nil {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if _, err := s.Put(ctx, key(folder, i), bytes.NewReader(body), Info{Size: -1}); err != nil {
 					b.Error(err)
 					return
 				}
