@@ -58,6 +58,12 @@ type Index interface {
 	// Usage returns the total Size and the number of the objects Walk
 	// would visit below the folder prefix ("" for all), in one read.
 	Usage(ctx context.Context, prefix string) (bytes, objects int64, err error)
+	// TrackUsage keeps the usage of the folders prefixes up to date in the
+	// index as it changes, in each change's own transaction, so that
+	// Usage of one of them is one row rather than a read of every object
+	// below it; it stops keeping any other folder's. Usage is exact either
+	// way, and an implementation may leave this undone.
+	TrackUsage(ctx context.Context, prefixes []string) error
 	// Search returns the objects q selects, newest first (see Query), in
 	// one read of the derived columns: no object's metadata is parsed.
 	Search(ctx context.Context, q Query) ([]Hit, error)

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"Lookups", testLookups},
 		{"List", testList},
 		{"Usage", testUsage},
+		{"TrackedUsage", testTrackedUsage},
 		{"Search", testSearch},
 		{"ImpliedDirs", testImpliedDirs},
 		{"DeleteTree", testDeleteTree},
@@ -319,6 +320,76 @@ func testUsage(t *testing.T, x index.Index) {
 	if got := usage("d"); got != [2]int64{1000, 1} {
 		t.Errorf("usage d after an overwrite and a delete = %v", got)
 	}
+}
+
+// testTrackedUsage: the usage of the folders TrackUsage names stays what
+// Walk sums, through every kind of change, a rolled-back one included, and
+// when the set of folders changes.
+func testTrackedUsage(t *testing.T, x index.Index) {
+	folders := []string{"", "d", "d/b", "e", "none"}
+	check := func(step string) {
+		t.Helper()
+		for _, p := range folders {
+			var want [2]int64
+			if err := x.Walk(ctx, p, func(o index.Object) error {
+				want[0] += o.Size
+				want[1]++
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			b, n, err := x.Usage(ctx, p)
+			if err != nil {
+				t.Fatalf("%s: usage %q: %v", step, p, err)
+			}
+			if got := [2]int64{b, n}; got != want {
+				t.Errorf("%s: usage %q = %v, want %v", step, p, got, want)
+			}
+		}
+	}
+	putKeys(t, x, "d/a", "d/b/c", "d0", "d-x/y", "top")
+	if err := x.TrackUsage(ctx, folders); err != nil {
+		t.Fatalf("TrackUsage: %v", err)
+	}
+	check("after TrackUsage")
+	putKeys(t, x, "d/b/new", "e/f/g")
+	check("after new objects")
+	update(t, x, func(tx index.Tx) error {
+		o := obj("d/a")
+		o.Size = 1000
+		if err := tx.PutObject(o); err != nil {
+			return err
+		}
+		if _, err := tx.CreateObject(obj("e/h")); err != nil {
+			return err
+		}
+		if _, err := tx.CreateObject(obj("d/b/c")); err != nil { // there already: no change
+			return err
+		}
+		return tx.DeleteObject("d0")
+	})
+	check("after an overwrite, creates and a delete")
+	if err := x.Update(ctx, func(tx index.Tx) error {
+		if err := tx.PutObject(obj("d/b/rolled-back")); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	}); err == nil {
+		t.Fatal("an Update whose fn failed succeeded")
+	}
+	check("after a rollback")
+	update(t, x, func(tx index.Tx) error { return tx.MoveTree("d/b", "e/b") })
+	check("after a move between folders")
+	update(t, x, func(tx index.Tx) error { return tx.DeleteTree("e/b") })
+	check("after a folder delete")
+	if err := x.TrackUsage(ctx, []string{"d", "e/f"}); err != nil {
+		t.Fatalf("TrackUsage again: %v", err)
+	}
+	folders = append(folders, "e/f")
+	putKeys(t, x, "e/f/k", "d/z")
+	check("after the set of folders changed")
+	update(t, x, func(tx index.Tx) error { return tx.ClearObjects() })
+	check("after ClearObjects")
 }
 
 func testList(t *testing.T, x index.Index) {

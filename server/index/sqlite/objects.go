@@ -109,12 +109,62 @@ func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) erro
 
 // Usage implements index.Index.
 func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
-	lo, hi := index.Below(prefix)
-	err = x.queryRow(ctx, `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`, lo, hi).Scan(&bytes, &objects)
+	err = x.queryRow(ctx, `SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
+	if errors.Is(err, sql.ErrNoRows) {
+		lo, hi := index.Below(prefix)
+		err = x.queryRow(ctx, usageQuery, lo, hi).Scan(&bytes, &objects)
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", err)
 	}
 	return bytes, objects, nil
+}
+
+// usageQuery sums the objects in a range of keys: its cost grows with them.
+const usageQuery = `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`
+
+// TrackUsage implements index.Index. A folder it starts keeping is summed
+// once, in the transaction that adds its row, so no change slips between
+// the sum and the triggers that keep it from then on.
+func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
+	return x.update(ctx, func(t *tx) error {
+		keep := map[string]bool{}
+		for _, p := range prefixes {
+			keep[p] = true
+		}
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT prefix FROM folder_usage`)
+		if err != nil {
+			return fmt.Errorf("index: track usage: %w", err)
+		}
+		var drop []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return fmt.Errorf("index: track usage: %w", err)
+			}
+			if keep[p] {
+				delete(keep, p) // kept already
+			} else {
+				drop = append(drop, p)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("index: track usage: %w", err)
+		}
+		for _, p := range drop {
+			if _, err := t.exec(`DELETE FROM folder_usage WHERE prefix = ?`, p); err != nil {
+				return fmt.Errorf("index: track usage: %w", err)
+			}
+		}
+		for p := range keep {
+			lo, hi := index.Below(p)
+			if _, err := t.exec(`INSERT INTO folder_usage (prefix, bytes, objects) SELECT ?, s.* FROM (`+usageQuery+`) s`, p, lo, hi); err != nil {
+				return fmt.Errorf("index: track usage of %q: %w", p, err)
+			}
+		}
+		return nil
+	})
 }
 
 const dirCols = `key, props, created, mtime`

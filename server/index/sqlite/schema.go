@@ -30,6 +30,31 @@ CREATE INDEX IF NOT EXISTS objects_media ON objects(media_id) WHERE media_id != 
 	// scan of the store, and deleting a folder of n objects n scans.
 	`
 CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob);
+` +
+	// The usage of the folders with a quota (DB.TrackUsage), kept by
+	// triggers in the transaction of every change to objects, whatever
+	// process makes it: a quota check reads one row, not every object
+	// below the folder. The WHERE clauses are index.Below's ranges.
+	`
+CREATE TABLE IF NOT EXISTS folder_usage (
+	prefix  TEXT PRIMARY KEY,
+	bytes   INTEGER NOT NULL,
+	objects INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS folder_usage_insert AFTER INSERT ON objects BEGIN
+	UPDATE folder_usage SET bytes = bytes + NEW.size, objects = objects + 1
+	WHERE prefix = '' AND NEW.key < char(1114111) OR NEW.key > prefix || '/' AND NEW.key < prefix || '0';
+END;
+CREATE TRIGGER IF NOT EXISTS folder_usage_delete AFTER DELETE ON objects BEGIN
+	UPDATE folder_usage SET bytes = bytes - OLD.size, objects = objects - 1
+	WHERE prefix = '' AND OLD.key < char(1114111) OR OLD.key > prefix || '/' AND OLD.key < prefix || '0';
+END;
+CREATE TRIGGER IF NOT EXISTS folder_usage_update AFTER UPDATE OF key, size ON objects BEGIN
+	UPDATE folder_usage SET bytes = bytes - OLD.size, objects = objects - 1
+	WHERE prefix = '' AND OLD.key < char(1114111) OR OLD.key > prefix || '/' AND OLD.key < prefix || '0';
+	UPDATE folder_usage SET bytes = bytes + NEW.size, objects = objects + 1
+	WHERE prefix = '' AND NEW.key < char(1114111) OR NEW.key > prefix || '/' AND NEW.key < prefix || '0';
+END;
 CREATE TABLE IF NOT EXISTS dirs (
 	key     TEXT PRIMARY KEY,
 	parent  TEXT NOT NULL,

@@ -174,3 +174,36 @@ func TestBlobInUseReadsAnIndex(t *testing.T) {
 		t.Fatalf("BlobInUse's plan is %q, want a search of the objects_blob index", plan)
 	}
 }
+
+// TestTrackedUsageIsOneRow: Usage of a folder TrackUsage names reads its
+// row of folder_usage, not the objects below it (the conformance suite
+// checks that the row stays right).
+func TestTrackedUsageIsOneRow(t *testing.T) {
+	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ctx := context.Background()
+	if err := x.Update(ctx, func(tx index.Tx) error {
+		return tx.PutObject(index.Object{Key: "q/a", Blob: "b", Size: 5})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.TrackUsage(ctx, []string{"q"}); err != nil {
+		t.Fatal(err)
+	}
+	// A row that disagrees with the objects shows whether Usage reads it.
+	if _, err := x.w.Exec(`UPDATE folder_usage SET bytes = 7 WHERE prefix = 'q'`); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := x.Usage(ctx, "q"); err != nil || b != 7 || n != 1 {
+		t.Fatalf("Usage(q) = %d, %d, %v; want the row's 7, 1", b, n, err)
+	}
+	if err := x.TrackUsage(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := x.Usage(ctx, "q"); err != nil || b != 5 || n != 1 {
+		t.Fatalf("Usage(q) untracked = %d, %d, %v; want the objects' 5, 1", b, n, err)
+	}
+}
