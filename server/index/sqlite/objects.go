@@ -124,8 +124,9 @@ func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, er
 const usageQuery = `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`
 
 // TrackUsage implements index.Index. A folder it starts keeping is summed
-// once, in the transaction that adds its row, so no change slips between
-// the sum and the triggers that keep it from then on.
+// once, in the transaction that adds its row and the triggers, so no
+// change slips between the sum and the triggers that keep it from then on.
+// With no folder to keep, it drops the triggers with the rows.
 func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
 	return x.update(ctx, func(t *tx) error {
 		keep := map[string]bool{}
@@ -154,6 +155,15 @@ func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
 		}
 		for _, p := range drop {
 			if _, err := t.exec(`DELETE FROM folder_usage WHERE prefix = ?`, p); err != nil {
+				return fmt.Errorf("index: track usage: %w", err)
+			}
+		}
+		for _, tr := range usageTriggers {
+			q := `CREATE TRIGGER IF NOT EXISTS ` + tr.name + ` ` + tr.sql
+			if len(prefixes) == 0 {
+				q = `DROP TRIGGER IF EXISTS ` + tr.name
+			}
+			if _, err := t.exec(q); err != nil {
 				return fmt.Errorf("index: track usage: %w", err)
 			}
 		}

@@ -177,7 +177,8 @@ func TestBlobInUseReadsAnIndex(t *testing.T) {
 
 // TestTrackedUsageIsOneRow: Usage of a folder TrackUsage names reads its
 // row of folder_usage, not the objects below it (the conformance suite
-// checks that the row stays right).
+// checks that the row stays right), and the triggers that keep the rows
+// are there only while there are rows to keep.
 func TestTrackedUsageIsOneRow(t *testing.T) {
 	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
@@ -193,6 +194,16 @@ func TestTrackedUsageIsOneRow(t *testing.T) {
 	if err := x.TrackUsage(ctx, []string{"q"}); err != nil {
 		t.Fatal(err)
 	}
+	triggers := func() (n int) {
+		t.Helper()
+		if err := x.w.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := triggers(); n != len(usageTriggers) {
+		t.Fatalf("%d triggers while a folder is kept, want %d", n, len(usageTriggers))
+	}
 	// A row that disagrees with the objects shows whether Usage reads it.
 	if _, err := x.w.Exec(`UPDATE folder_usage SET bytes = 7 WHERE prefix = 'q'`); err != nil {
 		t.Fatal(err)
@@ -205,5 +216,8 @@ func TestTrackedUsageIsOneRow(t *testing.T) {
 	}
 	if b, n, err := x.Usage(ctx, "q"); err != nil || b != 5 || n != 1 {
 		t.Fatalf("Usage(q) untracked = %d, %d, %v; want the objects' 5, 1", b, n, err)
+	}
+	if n := triggers(); n != 0 {
+		t.Fatalf("%d triggers with no folder kept: every store would pay for them", n)
 	}
 }
