@@ -28,10 +28,10 @@ import (
 // runs 1 000 000), ATTACHD_BENCH_DIR where the data directories go (default
 // the system's temporary folder; bench/growth.sh uses a tmpfs).
 func BenchmarkPutGrowth(b *testing.B) {
-	benchGrowth(b, func(folder string, _ int64) string {
-		return fmt.Sprintf("%s/new-%s", folder, newVersion())
-	})
+	benchGrowth(b, newKey, false)
 }
+
+func newKey(folder string, _ int64) string { return fmt.Sprintf("%s/new-%s", folder, newVersion()) }
 
 // BenchmarkOverwriteGrowth is BenchmarkPutGrowth for stores that replace
 // one of 64 objects each time: a replaced blob is removed only if no other
@@ -39,13 +39,20 @@ func BenchmarkPutGrowth(b *testing.B) {
 func BenchmarkOverwriteGrowth(b *testing.B) {
 	benchGrowth(b, func(folder string, i int64) string {
 		return fmt.Sprintf("%s/over-%02d", folder, i%64)
-	})
+	}, false)
+}
+
+// BenchmarkQuotaGrowth is BenchmarkPutGrowth with a quota on the folder:
+// each store checks the folder's usage, which must not cost more as the
+// folder grows.
+func BenchmarkQuotaGrowth(b *testing.B) {
+	benchGrowth(b, newKey, true)
 }
 
 // benchGrowth runs b.N stores of 100 KiB into two stores, an empty one and
-// one prefilled, 500 at a time in turn, under the keys key gives, and
-// reports each rate and full/empty-%.
-func benchGrowth(b *testing.B, key func(folder string, i int64) string) {
+// one prefilled, 500 at a time in turn, under the keys key gives, with or
+// without a quota on the folder, and reports each rate and full/empty-%.
+func benchGrowth(b *testing.B, key func(folder string, i int64) string, quota bool) {
 	n := 100_000
 	if v := os.Getenv("ATTACHD_BENCH_PREFILL"); v != "" {
 		var err error
@@ -53,7 +60,7 @@ func benchGrowth(b *testing.B, key func(folder string, i int64) string) {
 			b.Fatalf("ATTACHD_BENCH_PREFILL=%q: want a count", v)
 		}
 	}
-	empty, full := growthStore(b, 0), growthStore(b, n)
+	empty, full := growthStore(b, 0, quota), growthStore(b, n, quota)
 	body := randBytes(100 << 10)
 	b.SetBytes(int64(len(body)))
 	var spent [2]time.Duration
@@ -74,22 +81,36 @@ func benchGrowth(b *testing.B, key func(folder string, i int64) string) {
 	}
 }
 
-// growthStores are the stores of BenchmarkPutGrowth, by prefill, made once
-// per process: the benchmark runs each more than once (-count, and b.N=1
-// first), and a million objects take minutes to make. TestMain closes them.
-var growthStores = map[int]*Store{}
+// growthStores are the stores of the growth benchmarks, by prefill and
+// quota, made once per process: each benchmark runs more than once (-count,
+// and b.N=1 first), and a million objects take minutes to make. TestMain
+// closes them.
+var growthStores = map[growthKind]*Store{}
 
-func growthStore(b *testing.B, prefill int) *Store {
-	if s, ok := growthStores[prefill]; ok {
+type growthKind struct {
+	prefill int
+	quota   bool // a quota on the folder "bench", too large to refuse anything
+}
+
+func growthStore(b *testing.B, prefill int, quota bool) *Store {
+	k := growthKind{prefill, quota}
+	if s, ok := growthStores[k]; ok {
 		return s
 	}
 	dir, err := os.MkdirTemp(os.Getenv("ATTACHD_BENCH_DIR"), "growth-")
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := openTest(b, dir)
+	opts := Options{MaxSize: 64 << 20}
+	if quota {
+		opts.Quotas = []Quota{{Name: "/bench", Prefix: "bench", Bytes: 1 << 60}}
+	}
+	s, err := Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	prefillStore(b, s, "bench", prefill)
-	growthStores[prefill] = s
+	growthStores[k] = s
 	return s
 }
 
