@@ -15,10 +15,11 @@ var ErrQuota = errors.New("quota exceeded")
 // Quota limits the objects below one folder: their total size, their
 // number, or both. Quotas may nest; a change must fit every quota above it.
 //
-// Usage is read from the index when a change needs it (Index.Usage, one
-// range read over the keys below the folder), so it is exact whatever
-// changed it: stores, deletes, moves, a reindex, or, with a shared index,
-// other nodes. The check comes before the change commits and is not held
+// Usage is read from the index when a change needs it (Index.Usage: one
+// row that the index keeps for each quota's folder, Index.TrackUsage, or
+// a range read over the keys below it), so it is exact whatever changed
+// it: stores, deletes, moves, a reindex, or, with a shared index, other
+// nodes. The check comes before the change commits and is not held
 // across it: stores of different keys that race into the same quota may
 // each fit alone and together overshoot it, by at most one object each.
 // Moves and copies hold the store's tree lock and do not race.
