@@ -110,11 +110,7 @@ func (s *Store) open() error {
 	} else if err := s.openLocalIndex(cleanErr == nil); err != nil {
 		return err
 	}
-	prefixes := make([]string, len(s.quotas))
-	for i, q := range s.quotas {
-		prefixes[i] = q.Prefix
-	}
-	if err := s.idx.TrackUsage(context.Background(), prefixes); err != nil {
+	if err := s.trackQuotas(context.Background()); err != nil {
 		// Quotas stay exact without it, each check reading its folder.
 		s.log.Warn("cannot keep the usage of the quotas' folders in the index; each quota check reads its folder", "err", err)
 	}

@@ -3,11 +3,13 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
-	"github.com/attachd/attachd/server/index/pg/pgtest"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/attachd/attachd/server/index/pg/pgtest"
 )
 
 func openQuota(t *testing.T, dir string, qs ...Quota) *Store {
@@ -252,5 +254,53 @@ func TestQuotaSharedIndex(t *testing.T) {
 	}
 	if got := usage(t, b); got[0].UsedBytes != 1000 || got[0].UsedObjects != 2 {
 		t.Fatalf("usage seen by node b = %+v", got)
+	}
+}
+
+// TestQuotaTracking: the index keeps the usage of the largest quota folders,
+// at most maxTrackedQuotas of them; a quota it does not keep is enforced
+// all the same, from a read of its folder.
+func TestQuotaTracking(t *testing.T) {
+	defer func(n int) { maxTrackedQuotas = n }(maxTrackedQuotas)
+	maxTrackedQuotas = 1
+	dir := t.TempDir()
+	s := openQuota(t, dir)
+	for _, k := range []string{"small/a", "big/a", "big/b", "big/c"} {
+		if err := put(t, s, k, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = openQuota(t, dir, Quota{Name: "/small", Prefix: "small", Objects: 2}, Quota{Name: "/big", Prefix: "big", Objects: 4})
+	db, err := sql.Open("sqlite", filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var kept []string
+	rows, err := db.Query(`SELECT prefix FROM folder_usage`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, p)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || kept[0] != "big" {
+		t.Fatalf("the index keeps the usage of %q, want only the larger folder, big", kept)
+	}
+	for _, folder := range []string{"small", "big"} {
+		if err := put(t, s, folder+"/new", 10); err != nil {
+			t.Fatalf("%s: a store that fits: %v", folder, err)
+		}
+		if err := put(t, s, folder+"/over", 10); !errors.Is(err, ErrQuota) {
+			t.Fatalf("%s: a store over the quota: %v, want ErrQuota", folder, err)
+		}
 	}
 }
