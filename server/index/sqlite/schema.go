@@ -95,8 +95,9 @@ CREATE INDEX IF NOT EXISTS outbox_key ON outbox(sink, key, state);
 // usageTriggers keep folder_usage in the transaction of every change to
 // objects, whatever process makes it: a quota check reads one row, not
 // every object below the folder. The WHERE clauses are index.Below's
-// ranges. They exist only while a folder is kept: each costs every store
-// a little (3 % of a 100 KiB PUT's CPU on tmpfs).
+// ranges. They exist only while a folder is kept, for they cost every
+// change: with no row to update, 3 % of a 100 KiB PUT's CPU on tmpfs, and
+// ~0.14 µs more for each folder kept (each change reads every row).
 var usageTriggers = []struct{ name, sql string }{
 	{"folder_usage_insert", `AFTER INSERT ON objects BEGIN
 	UPDATE folder_usage SET bytes = bytes + NEW.size, objects = objects + 1
