@@ -44,11 +44,17 @@ func (q Quota) covers(key string) bool {
 var maxTrackedQuotas = 64 // a variable for tests
 
 // trackQuotas has the index keep the usage of the quotas' folders, or of
-// the maxTrackedQuotas largest of them.
+// the maxTrackedQuotas largest of them. A shared index keeps none (see
+// pg.DB.TrackUsage), so it is not asked, nor the folders summed to rank them.
 func (s *Store) trackQuotas(ctx context.Context) error {
+	if s.shared {
+		return nil
+	}
 	var prefixes []string
+	seen := map[string]bool{}
 	for _, q := range s.quotas {
-		if !slices.Contains(prefixes, q.Prefix) {
+		if !seen[q.Prefix] {
+			seen[q.Prefix] = true
 			prefixes = append(prefixes, q.Prefix)
 		}
 	}
