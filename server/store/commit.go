@@ -109,6 +109,9 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		if err := s.putObject(tx, o, guessed, &old, &change); err != nil {
 			return err
 		}
+		if err := s.checkQuotaTx(tx, o.Key, o.Size-old.Size, change == ChangeCreated); err != nil {
+			return err
+		}
 		if old.Blob != o.Blob {
 			if err := s.collectLater(tx, o.Key, old.Blob); err != nil {
 				return err

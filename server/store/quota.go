@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/attachd/attachd/server/index"
 )
 
 // ErrQuota is a store, copy or move refused because the objects below a
@@ -21,8 +23,10 @@ var ErrQuota = errors.New("quota exceeded")
 // row that the index keeps for each quota's folder, Index.TrackUsage, or
 // a range read over the keys below it), so it is exact whatever changed
 // it: stores, deletes, moves, a reindex, or, with a shared index, other
-// nodes. The check comes before the change commits and is not held
-// across it: stores of different keys that race into the same quota may
+// nodes. The check comes before the change commits; a store into a
+// folder whose usage the index keeps is checked again inside its own
+// transaction (checkQuotaTx), so racing stores fill such a quota exactly.
+// Elsewhere stores of different keys that race into the same quota may
 // each fit alone and together overshoot it, by at most one object each.
 // Moves and copies hold the store's tree lock and do not race.
 type Quota struct {
@@ -72,7 +76,39 @@ func (s *Store) trackQuotas(ctx context.Context) error {
 			"quota_folders", len(prefixes), "kept", maxTrackedQuotas)
 		prefixes = prefixes[:maxTrackedQuotas]
 	}
-	return s.idx.TrackUsage(ctx, prefixes)
+	if err := s.idx.TrackUsage(ctx, prefixes); err != nil {
+		return err
+	}
+	s.tracked = map[string]bool{}
+	for _, p := range prefixes {
+		s.tracked[p] = true
+	}
+	return nil
+}
+
+// checkQuotaTx repeats checkQuota inside a store's own transaction, after
+// its change, for the quotas whose usage the index keeps (a row read):
+// writers are serialized there, so stores racing into one folder cannot
+// together pass its quota. bytes and created are what the change added.
+func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created bool) error {
+	for _, q := range s.quotas {
+		overBytes := q.Bytes > 0 && bytes > 0
+		overObjects := q.Objects > 0 && created
+		if !s.tracked[q.Prefix] || !q.covers(key) || !overBytes && !overObjects {
+			continue
+		}
+		b, n, err := tx.Usage(q.Prefix)
+		if err != nil {
+			return err
+		}
+		if overBytes && b > q.Bytes {
+			return fmt.Errorf("%w: %s would hold %d of its %d bytes", ErrQuota, q.Name, b, q.Bytes)
+		}
+		if overObjects && n > q.Objects {
+			return fmt.Errorf("%w: %s would hold %d of its %d objects", ErrQuota, q.Name, n, q.Objects)
+		}
+	}
+	return nil
 }
 
 // QuotaUsage is a quota and what is below its folder now.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -302,5 +303,42 @@ func TestQuotaTracking(t *testing.T) {
 		if err := put(t, s, folder+"/over", 10); !errors.Is(err, ErrQuota) {
 			t.Fatalf("%s: a store over the quota: %v, want ErrQuota", folder, err)
 		}
+	}
+}
+
+// TestQuotaExactUnderRace: stores of different keys racing into a folder
+// whose usage the index keeps are checked again inside their transactions,
+// so together they fill the quota exactly and never pass it.
+func TestQuotaExactUnderRace(t *testing.T) {
+	for _, q := range []Quota{
+		{Name: "/objects", Prefix: "race", Objects: 5},
+		{Name: "/bytes", Prefix: "race", Bytes: 50},
+	} {
+		t.Run(q.Name[1:], func(t *testing.T) {
+			s := openQuota(t, t.TempDir(), q)
+			start := make(chan struct{})
+			errs := make(chan error, 32)
+			for i := range cap(errs) {
+				go func() {
+					<-start
+					_, err := s.Put(context.Background(), fmt.Sprintf("race/%02d", i), bytes.NewReader(make([]byte, 10)), Info{Size: 10})
+					errs <- err
+				}()
+			}
+			close(start)
+			stored := 0
+			for range cap(errs) {
+				switch err := <-errs; {
+				case err == nil:
+					stored++
+				case !errors.Is(err, ErrQuota):
+					t.Fatalf("a store failed otherwise: %v", err)
+				}
+			}
+			if u := usage(t, s)[0]; stored != 5 || u.UsedObjects != 5 || u.UsedBytes != 50 {
+				t.Fatalf("%d of %d racing stores succeeded, usage %d objects, %d bytes; want exactly 5, 50",
+					stored, cap(errs), u.UsedObjects, u.UsedBytes)
+			}
+		})
 	}
 }

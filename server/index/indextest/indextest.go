@@ -378,6 +378,22 @@ func testTrackedUsage(t *testing.T, x index.Index) {
 		t.Fatal("an Update whose fn failed succeeded")
 	}
 	check("after a rollback")
+	// Inside a transaction, Usage counts its own changes.
+	update(t, x, func(tx index.Tx) error {
+		before, _, err := tx.Usage("e")
+		if err != nil {
+			return err
+		}
+		o := obj("e/in-tx")
+		if err := tx.PutObject(o); err != nil {
+			return err
+		}
+		if b, _, err := tx.Usage("e"); err != nil || b != before+o.Size {
+			t.Errorf("Tx.Usage(e) after a put in the transaction = %d, %v; want %d", b, err, before+o.Size)
+		}
+		return nil
+	})
+	check("after a transaction that read its own usage")
 	update(t, x, func(tx index.Tx) error { return tx.MoveTree("d/b", "e/b") })
 	check("after a move between folders")
 	update(t, x, func(tx index.Tx) error { return tx.DeleteTree("e/b") })

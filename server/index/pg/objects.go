@@ -440,8 +440,17 @@ func (t *tx) PruneDirs(keep func(key string) bool) error {
 	return nil
 }
 
-// Walk implements index.Tx. The objects are read whole first, as package
-// sqlite does: fn may write in the same transaction.
+// Usage implements index.Tx.
+func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
+	lo, hi := index.Below(prefix)
+	err = t.query(func(r pgx.Rows) error { return r.Scan(&bytes, &objects) },
+		`SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects WHERE key > $1 AND key < $2`, lo, hi)
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: usage: %w", err)
+	}
+	return bytes, objects, nil
+}
+
 // Get implements index.Tx.
 func (t *tx) Get(key string) (index.Object, error) {
 	var objs []index.Object

@@ -449,6 +449,19 @@ func (t *tx) Get(key string) (index.Object, error) {
 	return scanObject(t.queryRow(`SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
 }
 
+// Usage implements index.Tx.
+func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
+	err = t.queryRow(`SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
+	if errors.Is(err, sql.ErrNoRows) {
+		lo, hi := index.Below(prefix)
+		err = t.queryRow(usageQuery, lo, hi).Scan(&bytes, &objects)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: usage: %w", err)
+	}
+	return bytes, objects, nil
+}
+
 // Walk implements index.Tx.
 func (t *tx) Walk(prefix string, fn func(index.Object) error) error {
 	lo, hi := index.Below(prefix)
