@@ -109,10 +109,16 @@ func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) erro
 
 // Usage implements index.Index.
 func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
-	err = x.queryRow(ctx, `SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
+	return usage(func(q string, args ...any) *sql.Row { return x.queryRow(ctx, q, args...) }, prefix)
+}
+
+// usage reads the usage of the folder prefix through queryRow: its row in
+// folder_usage if it has one, else the sum of the objects below it.
+func usage(queryRow func(q string, args ...any) *sql.Row, prefix string) (bytes, objects int64, err error) {
+	err = queryRow(`SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
 	if errors.Is(err, sql.ErrNoRows) {
 		lo, hi := index.Below(prefix)
-		err = x.queryRow(ctx, usageQuery, lo, hi).Scan(&bytes, &objects)
+		err = queryRow(`SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`, lo, hi).Scan(&bytes, &objects)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", err)
@@ -120,43 +126,19 @@ func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, er
 	return bytes, objects, nil
 }
 
-// usageQuery sums the objects in a range of keys: its cost grows with them.
-const usageQuery = `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`
-
 // TrackUsage implements index.Index. A folder it starts keeping is summed
 // once, in the transaction that adds its row and the triggers, so no
 // change slips between the sum and the triggers that keep it from then on.
 // With no folder to keep, it drops the triggers with the rows.
 func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
 	return x.update(ctx, func(t *tx) error {
-		keep := map[string]bool{}
-		for _, p := range prefixes {
-			keep[p] = true
+		args := make([]any, len(prefixes))
+		for i, p := range prefixes {
+			args[i] = p
 		}
-		rows, err := t.tx.QueryContext(t.ctx, `SELECT prefix FROM folder_usage`)
-		if err != nil {
+		q := `DELETE FROM folder_usage WHERE prefix NOT IN (` + strings.TrimSuffix(strings.Repeat("?,", len(args)), ",") + `)`
+		if _, err := t.exec(q, args...); err != nil {
 			return fmt.Errorf("index: track usage: %w", err)
-		}
-		var drop []string
-		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
-				rows.Close()
-				return fmt.Errorf("index: track usage: %w", err)
-			}
-			if keep[p] {
-				delete(keep, p) // kept already
-			} else {
-				drop = append(drop, p)
-			}
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return fmt.Errorf("index: track usage: %w", err)
-		}
-		for _, p := range drop {
-			if _, err := t.exec(`DELETE FROM folder_usage WHERE prefix = ?`, p); err != nil {
-				return fmt.Errorf("index: track usage: %w", err)
-			}
 		}
 		for _, tr := range usageTriggers {
 			q := `CREATE TRIGGER IF NOT EXISTS ` + tr.name + ` ` + tr.sql
@@ -167,9 +149,19 @@ func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
 				return fmt.Errorf("index: track usage: %w", err)
 			}
 		}
-		for p := range keep {
+		for _, p := range prefixes {
+			res, err := t.exec(`INSERT INTO folder_usage (prefix, bytes, objects) VALUES (?, 0, 0) ON CONFLICT DO NOTHING`, p)
+			if err != nil {
+				return fmt.Errorf("index: track usage of %q: %w", p, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("index: track usage of %q: %w", p, err)
+			} else if n == 0 {
+				continue // kept already
+			}
 			lo, hi := index.Below(p)
-			if _, err := t.exec(`INSERT INTO folder_usage (prefix, bytes, objects) SELECT ?, s.* FROM (`+usageQuery+`) s`, p, lo, hi); err != nil {
+			if _, err := t.exec(`UPDATE folder_usage SET (bytes, objects) =
+				(SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?) WHERE prefix = ?`, lo, hi, p); err != nil {
 				return fmt.Errorf("index: track usage of %q: %w", p, err)
 			}
 		}
@@ -451,15 +443,7 @@ func (t *tx) Get(key string) (index.Object, error) {
 
 // Usage implements index.Tx.
 func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
-	err = t.queryRow(`SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
-	if errors.Is(err, sql.ErrNoRows) {
-		lo, hi := index.Below(prefix)
-		err = t.queryRow(usageQuery, lo, hi).Scan(&bytes, &objects)
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("index: usage: %w", err)
-	}
-	return bytes, objects, nil
+	return usage(t.queryRow, prefix)
 }
 
 // Walk implements index.Tx.
