@@ -111,7 +111,8 @@ func (s *Store) open() error {
 		return err
 	}
 	if err := s.trackQuotas(context.Background()); err != nil {
-		// Quotas stay exact without it, each check reading its folder.
+		// Quotas are still enforced without it, each check summing its
+		// folder, but racing stores may then pass one by an object each.
 		s.log.Warn("cannot keep the usage of the quotas' folders in the index; each quota check reads its folder", "err", err)
 	}
 	if err := s.root.Remove("clean-shutdown"); err != nil && !errors.Is(err, fs.ErrNotExist) {
