@@ -318,18 +318,6 @@ func (t *tx) sendBegin(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 	return br, nil
 }
 
-// begin begins the transaction if no statement has yet.
-func (t *tx) begin(ctx context.Context) error {
-	if t.begun {
-		return nil
-	}
-	br, err := t.sendBegin(ctx, t.beginBatch())
-	if err != nil {
-		return t.x.fail(nil, err)
-	}
-	return t.x.fail(nil, br.Close())
-}
-
 // exec runs a write statement in the transaction.
 func (t *tx) exec(q string, args ...any) (pgconn.CommandTag, error) {
 	ctx, cancel := t.ctx()
@@ -352,24 +340,43 @@ func (t *tx) exec(q string, args ...any) (pgconn.CommandTag, error) {
 }
 
 // query runs a statement in the transaction and calls fn for each row: the
-// rows are read whole before the next statement.
+// rows are read whole before the next statement. Like exec, the first
+// statement goes out with BEGIN and the version bump.
 func (t *tx) query(fn func(pgx.Rows) error, q string, args ...any) error {
 	ctx, cancel := t.ctx()
 	defer cancel()
-	if err := t.begin(ctx); err != nil {
-		return err
+	if t.begun {
+		rows, err := t.conn.Query(ctx, q, args...)
+		if err != nil {
+			return t.x.fail(nil, err)
+		}
+		return t.x.fail(nil, scanRows(rows, fn))
 	}
-	rows, err := t.conn.Query(ctx, q, args...)
+	b := t.beginBatch()
+	b.Queue(q, args...)
+	br, err := t.sendBegin(ctx, b)
 	if err != nil {
 		return t.x.fail(nil, err)
 	}
+	rows, err := br.Query()
+	if err == nil {
+		err = scanRows(rows, fn)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return t.x.fail(nil, err)
+}
+
+// scanRows calls fn for each of rows and closes them.
+func scanRows(rows pgx.Rows, fn func(pgx.Rows) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		if err := fn(rows); err != nil {
-			return t.x.fail(nil, err)
+			return err
 		}
 	}
-	return t.x.fail(nil, rows.Err())
+	return rows.Err()
 }
 
 func (t *tx) rollback() {
