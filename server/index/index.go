@@ -137,6 +137,10 @@ type Tx interface {
 	// PutObject inserts or replaces the object at o.Key, and records its
 	// parent folders (PutDirs).
 	PutObject(o Object) error
+	// SwapObject is Get and PutObject in one step, which a shared index
+	// answers in one round trip: it returns the object that o replaced, and
+	// found false if o.Key had none.
+	SwapObject(o Object) (old Object, found bool, err error)
 	// CreateObject is PutObject for a key believed new: if o.Key has an
 	// object already, it changes nothing and returns false. It spares a
 	// store of a new key the Get that PutObject's caller needs to learn

@@ -58,8 +58,9 @@ func (s *Store) rollback(p *placement, err error) error {
 }
 
 // commit writes o's sidecar and index row under the key's lock, then deletes
-// the blob of the version it replaced. keepCreated keeps o.Created as given.
-func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDurable func() error) error {
+// the blob of the version it replaced. It returns o as committed: an
+// overwrite keeps the creation time of the version it replaces.
+func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) (Object, error) {
 	s.tree.RLock()
 	defer s.tree.RUnlock()
 	mu := s.stripe(o.Key)
@@ -73,16 +74,16 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 	}
 	switch {
 	case err == nil:
-		if !keepCreated {
-			o.Created = old.Created
-		}
+		o.Created = old.Created
 	case errors.Is(err, ErrNotFound):
 		change = ChangeCreated
 	default:
-		return err
+		return Object{}, err
 	}
-	if err := s.checkParents(ctx, o.Key); err != nil {
-		return err
+	if !s.shared { // previous has checked them
+		if err := s.checkParents(ctx, o.Key); err != nil {
+			return Object{}, err
+		}
 	}
 	if len(s.quotas) > 0 {
 		// An overwrite adds only the difference.
@@ -91,16 +92,16 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 			added = 1
 		}
 		if err := s.checkQuota(ctx, o.Key, o.Size-old.Size, added, nil); err != nil {
-			return err
+			return Object{}, err
 		}
 	}
 	if err := s.writes.beforeCommit(ctx, o); err != nil {
-		return err
+		return Object{}, err
 	}
 	p, err := s.placeSidecar(o, d, blobDurable)
 	if err != nil {
 		s.writes.failedCommit(ctx, o, old, err)
-		return err
+		return Object{}, err
 	}
 	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
@@ -122,7 +123,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 		s.cache.drop(o.Key)
 		err = s.rollback(p, err)
 		s.writes.failedCommit(ctx, o, old, err)
-		return err
+		return Object{}, err
 	}
 	p.done()
 	s.cache.put(o)
@@ -133,7 +134,7 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 	if old.Blob != "" && old.Blob != o.Blob {
 		s.removeBlob(old.Blob)
 	}
-	return nil
+	return o, nil
 }
 
 // previous returns the version of key that a change replaces, or
@@ -147,9 +148,17 @@ func (s *Store) commit(ctx context.Context, o Object, keepCreated bool, blobDura
 // index (an eighth of a store's CPU time). guessed says the answer came from
 // the tree: the index transaction checks it (a sidecar removed by hand
 // leaves a row).
+//
+// A shared index is asked in one query for the key and its folders, the
+// longest found first: the key's version, or a folder that is an object,
+// which refuses the change as checkParents does. A round trip to
+// PostgreSQL costs a store more than anything else it does there.
 func (s *Store) previous(ctx context.Context, key string) (d *dirFD, old Object, guessed bool, err error) {
 	if s.shared {
-		old, err = s.get(ctx, key)
+		old, err = s.longest(ctx, append(Parents(key), key))
+		if err == nil && old.Key != key {
+			return nil, Object{}, false, notAFolder(old.Key)
+		}
 		return nil, old, false, err
 	}
 	parent, base := Split(key)
@@ -182,40 +191,37 @@ func (s *Store) putObject(tx index.Tx, o Object, guessed bool, old *Object, chan
 	case !s.shared:
 		return tx.PutObject(o)
 	}
-	if err := s.replaced(tx, o.Key, old, change); err != nil {
-		return err
-	}
-	return tx.PutObject(o)
-}
-
-// replaced reads, in tx, the version of key that the transaction replaces,
-// into old and change.
-func (s *Store) replaced(tx index.Tx, key string, old *Object, change *string) error {
-	cur, err := tx.Get(key)
+	cur, found, err := tx.SwapObject(o)
 	switch {
-	case errors.Is(err, index.ErrNotFound):
-		*old, *change = Object{}, ChangeCreated
 	case err != nil:
 		return err
-	default:
+	case found:
 		*old, *change = cur, ChangeUpdated
+	default:
+		*old, *change = Object{}, ChangeCreated
 	}
 	return nil
 }
 
-// checkParents refuses a key below an existing object: a file cannot also be a folder.
+// checkParents refuses a key below an existing object: a file cannot also
+// be a folder.
 func (s *Store) checkParents(ctx context.Context, key string) error {
 	if parent, _ := Split(key); parent == "" || s.knownDir(parent) {
 		return nil
 	}
 	if ps := Parents(key); len(ps) > 0 {
 		if o, err := s.longest(ctx, ps); err == nil {
-			return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, UnescapeKey(o.Key))
+			return notAFolder(o.Key)
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
 	return nil
+}
+
+// notAFolder is the error for a change below the object at key.
+func notAFolder(key string) error {
+	return fmt.Errorf("%w: %q is an object, not a folder", ErrConflict, UnescapeKey(key))
 }
 
 // knownDir reports whether key was seen to be a folder. With a shared index

@@ -183,3 +183,43 @@ func TestSharedReindexFromTheBackend(t *testing.T) {
 		t.Errorf("after reindex:\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestSharedPutReadsOnce: with a shared index, one read before the
+// transaction answers both what a store replaces and whether one of its
+// folders is an object (Store.previous). Each node must see what the other
+// stored: nothing here is known from a node's own tree or caches.
+func TestSharedPutReadsOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := sharedPair(t, time.Minute)
+
+	v1, err := a.Put(ctx, "acct/vm.mp3", bytes.NewReader([]byte("version one")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, "acct/vm.mp3/inner", bytes.NewReader([]byte("y")), Info{Size: -1}); !errors.Is(err, ErrConflict) {
+		t.Errorf("object below another node's object: %v, want ErrConflict", err)
+	}
+	if _, err := b.Put(ctx, "acct/vm.mp3/deeper/inner", bytes.NewReader([]byte("y")), Info{Size: -1}); !errors.Is(err, ErrConflict) {
+		t.Errorf("object two folders below another node's object: %v, want ErrConflict", err)
+	}
+	time.Sleep(10 * time.Millisecond) // a later Updated, the same Created
+	v2, err := b.Put(ctx, "acct/vm.mp3", bytes.NewReader([]byte("version two")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v2.Created.Equal(v1.Created) || !v2.Updated.After(v1.Updated) {
+		t.Errorf("overwrite on the other node: created %v updated %v, want created %v and a later update than %v",
+			v2.Created, v2.Updated, v1.Created, v1.Updated)
+	}
+	for _, s := range []*Store{a, b} {
+		if o, err := s.Stat(ctx, "acct/vm.mp3"); err != nil || o.Blob != v2.Blob || !o.Created.Equal(v1.Created) {
+			t.Errorf("stat after the overwrite = %+v, %v; want blob %s created %v", o, err, v2.Blob, v1.Created)
+		}
+		if _, err := s.Stat(ctx, "acct/vm.mp3/inner"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a refused store left an object: %v", err)
+		}
+	}
+	if _, err := a.Put(ctx, "acct/other.mp3", bytes.NewReader([]byte("z")), Info{Size: -1}); err != nil {
+		t.Errorf("a new key beside them: %v", err)
+	}
+}

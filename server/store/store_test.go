@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/attachd/attachd/server/index"
 )
@@ -151,6 +152,29 @@ func TestFileFolderConflict(t *testing.T) {
 	}
 	if _, err := s.Put(ctx, "a", bytes.NewReader([]byte("y")), Info{Size: -1}); !errors.Is(err, ErrConflict) {
 		t.Errorf("object over a folder: %v, want ErrConflict", err)
+	}
+}
+
+// TestOverwriteKeepsCreated: an overwrite keeps the creation time of the
+// version it replaces, in the index and in what Put returns.
+func TestOverwriteKeepsCreated(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	v1, err := s.Put(ctx, "a/b", bytes.NewReader([]byte("one")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	v2, err := s.Put(ctx, "a/b", bytes.NewReader([]byte("two")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v2.Created.Equal(v1.Created) || !v2.Updated.After(v1.Updated) {
+		t.Errorf("overwrite returned created %v updated %v; want created %v, updated after %v", v2.Created, v2.Updated, v1.Created, v1.Updated)
+	}
+	if o, err := s.Stat(ctx, "a/b"); err != nil || !o.Created.Equal(v1.Created) || o.Blob != v2.Blob {
+		t.Errorf("stat after the overwrite = %+v, %v", o, err)
 	}
 }
 

@@ -263,7 +263,8 @@ func (u *Upload) Commit(ctx context.Context, key string, info Info) (Object, err
 	if o.ModTime.IsZero() {
 		o.ModTime = now
 	}
-	if err := u.s.commit(ctx, o, false, durable); err != nil {
+	o, err = u.s.commit(ctx, o, durable)
+	if err != nil {
 		if !isInDoubt(err) {
 			u.s.root.Remove(blobPath(blob))
 		}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		{"TxGet", testTxGet},
 		{"TxWalk", testTxWalk},
 		{"CreateObject", testCreateObject},
+		{"SwapObject", testSwapObject},
 		{"Rebuild", testRebuild},
 		{"Locks", testLocks},
 		{"LockConflicts", testLockConflicts},
@@ -600,6 +601,44 @@ func testCreateObject(t *testing.T, x index.Index) {
 	}
 	if hits, err := x.Search(ctx, index.Query{Under: "f"}); err != nil || len(hits) != 1 {
 		t.Errorf("search finds %d created objects, %v; want 1", len(hits), err)
+	}
+}
+
+// SwapObject stores as PutObject does, folders included, and returns the
+// row it replaced: the one committed before, or the transaction's own.
+func testSwapObject(t *testing.T, x index.Index) {
+	putKeys(t, x, "old/x")
+	fresh := obj("f/g/new")
+	again := obj("old/x")
+	again.Blob, again.Size = "b-other", 99
+	third := again
+	third.Blob = "b-third"
+	update(t, x, func(tx index.Tx) error {
+		// The first statement of its transaction: it begins it too.
+		if o, found, err := tx.SwapObject(again); err != nil || !found || o.Blob != obj("old/x").Blob ||
+			o.Size != obj("old/x").Size || string(o.Meta) != `{"k":"v"}` || !o.Created.Equal(t0) {
+			t.Errorf("SwapObject over an object = %+v, %v, %v; want the committed row", o, found, err)
+		}
+		if o, found, err := tx.SwapObject(fresh); err != nil || found || o.Key != "" {
+			t.Errorf("SwapObject of a new key = %+v, %v, %v; want nothing found", o, found, err)
+		}
+		if o, found, err := tx.SwapObject(third); err != nil || !found || o.Blob != "b-other" || o.Size != 99 {
+			t.Errorf("SwapObject over its own write = %+v, %v, %v; want that write", o, found, err)
+		}
+		return nil
+	})
+	for key, blob := range map[string]string{"old/x": "b-third", "f/g/new": fresh.Blob} {
+		if o, err := x.Get(ctx, key); err != nil || o.Blob != blob {
+			t.Errorf("after SwapObject, %s = %+v, %v; want blob %s", key, o, err, blob)
+		}
+	}
+	for _, k := range []string{"f", "f/g"} {
+		if _, err := x.Dir(ctx, k); err != nil {
+			t.Errorf("folder %q of a swapped-in object: %v", k, err)
+		}
+	}
+	if hits, err := x.Search(ctx, index.Query{Under: "f"}); err != nil || len(hits) != 1 {
+		t.Errorf("search finds %d swapped-in objects, %v; want 1", len(hits), err)
 	}
 }
 

@@ -300,19 +300,39 @@ const putDirsSQL = `INSERT INTO attachd_dirs (key, parent, props, created, mtime
 	SELECT d.key, d.parent, '{}', $3, $3 FROM unnest($1::text[], $2::text[]) AS d (key, parent)
 	ON CONFLICT (key) DO NOTHING`
 
+// upsertObject inserts or replaces a row of objectArgs.
+const upsertObject = insertObject + `
+	ON CONFLICT (key) DO UPDATE SET blob = excluded.blob, size = excluded.size, sha256 = excluded.sha256,
+	content_type = excluded.content_type, doc_id = excluded.doc_id, media_id = excluded.media_id,
+	meta = excluded.meta, props = excluded.props, created = excluded.created, updated = excluded.updated,
+	mtime = excluded.mtime, ` + recUpdate
+
 // PutObject implements index.Tx: the object and its folders in one statement.
 func (t *tx) PutObject(o index.Object) error {
-	_, err := t.exec(`WITH o AS (
-			`+insertObject+`
-			ON CONFLICT (key) DO UPDATE SET blob = excluded.blob, size = excluded.size, sha256 = excluded.sha256,
-			content_type = excluded.content_type, doc_id = excluded.doc_id, media_id = excluded.media_id,
-			meta = excluded.meta, props = excluded.props, created = excluded.created, updated = excluded.updated,
-			mtime = excluded.mtime, `+recUpdate+`)
-		`+putDirsSQL, objectArgs(o)...)
+	_, err := t.exec(`WITH o AS (`+upsertObject+`) `+putDirsSQL, objectArgs(o)...)
 	if err != nil {
 		return fmt.Errorf("index object %q: %w", o.Key, err)
 	}
 	return nil
+}
+
+// SwapObject implements index.Tx: the row it replaces, the object and its
+// folders in one statement. Every part of a statement sees the rows as they
+// were when it began, so old is the row before the change; writers being
+// serialized (the version bump), no other commit comes between.
+func (t *tx) SwapObject(o index.Object) (old index.Object, found bool, err error) {
+	err = t.query(func(r pgx.Rows) error {
+		old, err = scanObject(r)
+		found = err == nil
+		return err
+	}, `WITH old AS (SELECT `+objectCols+` FROM attachd_objects WHERE key = $4),
+		o AS (`+upsertObject+`),
+		d AS (`+putDirsSQL+`)
+		SELECT `+objectCols+` FROM old`, objectArgs(o)...)
+	if err != nil {
+		return index.Object{}, false, fmt.Errorf("index object %q: %w", o.Key, err)
+	}
+	return old, found, nil
 }
 
 // CreateObject implements index.Tx: the folders in a CTE, so that the

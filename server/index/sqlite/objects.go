@@ -304,6 +304,18 @@ func (t *tx) PutObject(o index.Object) error {
 	return t.PutDirs(index.Parent(o.Key), o.Updated)
 }
 
+// SwapObject implements index.Tx.
+func (t *tx) SwapObject(o index.Object) (old index.Object, found bool, err error) {
+	old, err = t.Get(o.Key)
+	switch {
+	case err == nil:
+		found = true
+	case !errors.Is(err, index.ErrNotFound):
+		return index.Object{}, false, err
+	}
+	return old, found, t.PutObject(o)
+}
+
 // CreateObject implements index.Tx.
 func (t *tx) CreateObject(o index.Object) (bool, error) {
 	res, err := t.exec(insertObject+`
