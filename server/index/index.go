@@ -56,13 +56,13 @@ type Index interface {
 	// in key order.
 	Walk(ctx context.Context, prefix string, fn func(Object) error) error
 	// Usage returns the total Size and the number of the objects Walk
-	// would visit below the folder prefix ("" for all), in one read.
+	// would visit below the folder prefix ("" for all).
 	Usage(ctx context.Context, prefix string) (bytes, objects int64, err error)
 	// TrackUsage keeps the usage of the folders prefixes up to date in the
 	// index as it changes, in each change's own transaction, so that
 	// Usage of one of them is one row rather than a read of every object
 	// below it; it stops keeping any other folder's. Usage is exact either
-	// way, and an implementation may leave this undone.
+	// way.
 	TrackUsage(ctx context.Context, prefixes []string) error
 	// Search returns the objects q selects, newest first (see Query), in
 	// one read of the derived columns: no object's metadata is parsed.

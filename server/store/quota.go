@@ -25,9 +25,10 @@ var ErrQuota = errors.New("quota exceeded")
 // it: stores, deletes, moves, a reindex, or, with a shared index, other
 // nodes. The check comes before the change commits; a store into a
 // folder whose usage the index keeps is checked again inside its own
-// transaction (checkQuotaTx), so racing stores fill such a quota exactly.
-// Elsewhere stores of different keys that race into the same quota may
-// each fit alone and together overshoot it, by at most one object each.
+// transaction (checkQuotaTx), so racing stores fill such a quota exactly,
+// on one node or many. For a folder past maxTrackedQuotas, stores of
+// different keys that race into the same quota may each fit alone and
+// together overshoot it, by at most one object each.
 // Moves and copies hold the store's tree lock and do not race.
 type Quota struct {
 	Name    string // as configured ("/kazoo/acct"): messages and metrics
@@ -48,12 +49,10 @@ func (q Quota) covers(key string) bool {
 var maxTrackedQuotas = 64 // a variable for tests
 
 // trackQuotas has the index keep the usage of the quotas' folders, or of
-// the maxTrackedQuotas largest of them. A shared index keeps none (see
-// pg.DB.TrackUsage), so it is not asked, nor the folders summed to rank them.
+// the maxTrackedQuotas largest of them. A shared index keeps them for every
+// node, and the last node to ask sets them: the nodes of a cluster share
+// one configuration.
 func (s *Store) trackQuotas(ctx context.Context) error {
-	if s.shared {
-		return nil
-	}
 	var prefixes []string
 	seen := map[string]bool{}
 	for _, q := range s.quotas {

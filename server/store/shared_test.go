@@ -20,8 +20,9 @@ import (
 // suite (server/e2e/cluster_test.go) drives real processes; these check
 // what a client cannot see: which blobs are left in the backend.
 
-// sharedPair opens two write-through stores on one index and one backend.
-func sharedPair(t *testing.T, grace time.Duration) (a, b *Store, backend string) {
+// sharedPair opens two write-through stores on one index and one backend,
+// with the quotas qs.
+func sharedPair(t *testing.T, grace time.Duration, qs ...Quota) (a, b *Store, backend string) {
 	t.Helper()
 	indexURL := pgtest.Database(t)
 	backend = t.TempDir()
@@ -31,7 +32,7 @@ func sharedPair(t *testing.T, grace time.Duration) (a, b *Store, backend string)
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { remote.Close() })
-		s, err := Open(t.TempDir(), Options{Remote: remote, Through: true, IndexURL: indexURL, BlobGrace: grace})
+		s, err := Open(t.TempDir(), Options{Remote: remote, Through: true, IndexURL: indexURL, BlobGrace: grace, Quotas: qs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,5 +222,46 @@ func TestSharedPutReadsOnce(t *testing.T) {
 	}
 	if _, err := a.Put(ctx, "acct/other.mp3", bytes.NewReader([]byte("z")), Info{Size: -1}); err != nil {
 		t.Errorf("a new key beside them: %v", err)
+	}
+}
+
+// TestSharedQuotaExactUnderRace: stores racing into one folder on two nodes
+// fill its quota exactly. PostgreSQL keeps the folder's usage row for both
+// (Index.TrackUsage), and each store reads it again inside its transaction,
+// where the nodes' writers take turns.
+func TestSharedQuotaExactUnderRace(t *testing.T) {
+	for _, q := range []Quota{
+		{Name: "/objects", Prefix: "race", Objects: 5},
+		{Name: "/bytes", Prefix: "race", Bytes: 50},
+	} {
+		t.Run(q.Name[1:], func(t *testing.T) {
+			a, b, _ := sharedPair(t, time.Minute, q)
+			start := make(chan struct{})
+			errs := make(chan error, 32)
+			for i := range cap(errs) {
+				s := []*Store{a, b}[i%2]
+				go func() {
+					<-start
+					_, err := s.Put(context.Background(), fmt.Sprintf("race/%02d", i), bytes.NewReader(make([]byte, 10)), Info{Size: 10})
+					errs <- err
+				}()
+			}
+			close(start)
+			stored := 0
+			for range cap(errs) {
+				switch err := <-errs; {
+				case err == nil:
+					stored++
+				case !errors.Is(err, ErrQuota):
+					t.Fatalf("a store failed otherwise: %v", err)
+				}
+			}
+			for _, s := range []*Store{a, b} {
+				if u := usage(t, s)[0]; stored != 5 || u.UsedObjects != 5 || u.UsedBytes != 50 {
+					t.Fatalf("%d of %d racing stores on two nodes succeeded, usage %d objects, %d bytes; want exactly 5, 50",
+						stored, cap(errs), u.UsedObjects, u.UsedBytes)
+				}
+			}
+		})
 	}
 }

@@ -367,9 +367,17 @@ func testTrackedUsage(t *testing.T, x index.Index) {
 		if _, err := tx.CreateObject(obj("d/b/c")); err != nil { // there already: no change
 			return err
 		}
+		g := obj("e/f/g")
+		g.Size = 77
+		if _, _, err := tx.SwapObject(g); err != nil {
+			return err
+		}
+		if _, _, err := tx.SwapObject(obj("e/swapped")); err != nil {
+			return err
+		}
 		return tx.DeleteObject("d0")
 	})
-	check("after an overwrite, creates and a delete")
+	check("after overwrites, creates and a delete")
 	if err := x.Update(ctx, func(tx index.Tx) error {
 		if err := tx.PutObject(obj("d/b/rolled-back")); err != nil {
 			return err

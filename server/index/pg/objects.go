@@ -106,23 +106,85 @@ func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	return in, nil
 }
 
+// usage reads the usage of the folder prefix with query: its row in
+// attachd_folder_usage (DB.TrackUsage), or else the sum of the objects
+// below it. Two statements, not one: a single statement that sums only
+// without a row still has the sum planned, and PostgreSQL starts the
+// parallel workers of that plan even when it skips their scan (tens of
+// milliseconds for nothing on every read of a row).
+func usage(query func(q string, args []any, dest ...any) error, prefix string) (bytes, objects int64, err error) {
+	err = query(`SELECT bytes, objects FROM attachd_folder_usage WHERE prefix = $1`, []any{prefix}, &bytes, &objects)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return bytes, objects, err
+	}
+	lo, hi := index.Below(prefix)
+	err = query(`SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects WHERE key > $1 AND key < $2`,
+		[]any{lo, hi}, &bytes, &objects)
+	return bytes, objects, err
+}
+
 // Usage implements index.Index.
 func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
-	lo, hi := index.Below(prefix)
 	rctx, cancel := read(ctx)
 	defer cancel()
-	err = x.pool.QueryRow(rctx, `SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects
-		WHERE key > $1 AND key < $2`, lo, hi).Scan(&bytes, &objects)
+	bytes, objects, err = usage(func(q string, args []any, dest ...any) error {
+		return x.pool.QueryRow(rctx, q, args...).Scan(dest...)
+	}, prefix)
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", x.fail(ctx, err))
 	}
 	return bytes, objects, nil
 }
 
-// TrackUsage implements index.Index: it leaves it undone. Counters in
-// shared rows would make every store into a folder with a quota wait for
-// the others' transactions, on every node; Usage reads the range instead.
-func (x *DB) TrackUsage(context.Context, []string) error { return nil }
+// TrackUsage implements index.Index. The rows are kept by usageTriggers,
+// which exist only while there are rows, in the transaction of each change;
+// writers already take turns on the version row, so a row makes none of
+// them wait. Starting to keep a folder sums it once, in a write transaction,
+// so that no change comes between the sum and the triggers. The nodes of a
+// cluster share the rows and the last to call sets the folders: a folder
+// whose row another node dropped (its configuration differs) is summed at
+// each read instead, slower but never wrong.
+func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
+	if prefixes == nil {
+		prefixes = []string{}
+	}
+	err := x.update(ctx, nil, func(t *tx) error {
+		if _, err := t.exec(`DELETE FROM attachd_folder_usage WHERE prefix <> ALL($1)`, prefixes); err != nil {
+			return err
+		}
+		var have int
+		if err := t.query(func(r pgx.Rows) error { return r.Scan(&have) }, `SELECT count(*) FROM pg_trigger
+			WHERE tgrelid = 'attachd_objects'::regclass AND tgname LIKE 'attachd_folder_usage_%'`); err != nil {
+			return err
+		}
+		// Only a change of state takes the table's lock that DDL needs.
+		if want := len(prefixes) > 0; want && have != len(usageTriggers) || !want && have > 0 {
+			for _, tr := range usageTriggers {
+				if _, err := t.exec(`DROP TRIGGER IF EXISTS ` + tr.name + ` ON attachd_objects`); err != nil {
+					return err
+				}
+				if want {
+					if _, err := t.exec(tr.sql); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for _, p := range prefixes {
+			lo, hi := index.Below(p)
+			if _, err := t.exec(`INSERT INTO attachd_folder_usage (prefix, bytes, objects)
+				SELECT $1, COALESCE(SUM(size), 0), COUNT(*) FROM attachd_objects WHERE key > $2 AND key < $3
+					HAVING NOT EXISTS (SELECT 1 FROM attachd_folder_usage WHERE prefix = $1)`, p, lo, hi); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index: track usage: %w", err)
+	}
+	return nil
+}
 
 // readPage runs one read and calls fn for each row, under one deadline.
 func (x *DB) readPage(ctx context.Context, fn func(pgx.Rows) error, q string, args ...any) error {
@@ -462,9 +524,14 @@ func (t *tx) PruneDirs(keep func(key string) bool) error {
 
 // Usage implements index.Tx.
 func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
-	lo, hi := index.Below(prefix)
-	err = t.query(func(r pgx.Rows) error { return r.Scan(&bytes, &objects) },
-		`SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects WHERE key > $1 AND key < $2`, lo, hi)
+	bytes, objects, err = usage(func(q string, args []any, dest ...any) error {
+		found := false
+		err := t.query(func(r pgx.Rows) error { found = true; return r.Scan(dest...) }, q, args...)
+		if err == nil && !found {
+			err = pgx.ErrNoRows
+		}
+		return err
+	}, prefix)
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", err)
 	}

@@ -164,6 +164,68 @@ func TestConformance(t *testing.T) {
 	indextest.Run(t, func(t *testing.T) index.Index { return mustOpen(t, freshSchema(t)) })
 }
 
+// TestTrackedUsageIsOneRow: Usage of a folder TrackUsage names reads its
+// row of attachd_folder_usage, not the objects below it (the conformance
+// suite checks that the triggers keep the row right), inside a transaction
+// too; another handle (a node) sees the row; a folder no longer named is
+// summed again; the triggers exist only while a folder is kept.
+func TestTrackedUsageIsOneRow(t *testing.T) {
+	ctx := context.Background()
+	x, y := openPair(t)
+	if err := x.Update(ctx, func(tx index.Tx) error {
+		return tx.PutObject(index.Object{Key: "q/a", Blob: "b", Size: 5})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	triggers := func() (n int) {
+		t.Helper()
+		if err := x.pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
+			WHERE tgrelid = 'attachd_objects'::regclass AND NOT tgisinternal`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := triggers(); n != 0 {
+		t.Fatalf("%d triggers before any folder is kept: every store would pay for them", n)
+	}
+	if err := x.TrackUsage(ctx, []string{"q"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.TrackUsage(ctx, []string{"q"}); err != nil { // a second node, the same folders
+		t.Fatal(err)
+	}
+	if n := triggers(); n != len(usageTriggers) {
+		t.Fatalf("%d triggers while a folder is kept, want %d", n, len(usageTriggers))
+	}
+	// A row that disagrees with the objects shows whether Usage reads it.
+	if _, err := x.pool.Exec(ctx, `UPDATE attachd_folder_usage SET bytes = 7 WHERE prefix = 'q'`); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := y.Usage(ctx, "q"); err != nil || b != 7 || n != 1 {
+		t.Fatalf("Usage(q) on the other handle = %d, %d, %v; want the row's 7, 1", b, n, err)
+	}
+	if err := y.Update(ctx, func(tx index.Tx) error {
+		if err := tx.PutObject(index.Object{Key: "q/b", Blob: "c", Size: 3}); err != nil {
+			return err
+		}
+		if b, n, err := tx.Usage("q"); err != nil || b != 10 || n != 2 {
+			t.Errorf("Tx.Usage(q) after a put = %d, %d, %v; want the row's 7 + 3, 2", b, n, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.TrackUsage(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := x.Usage(ctx, "q"); err != nil || b != 8 || n != 2 {
+		t.Fatalf("Usage(q) untracked = %d, %d, %v; want the objects' 8, 2", b, n, err)
+	}
+	if n := triggers(); n != 0 {
+		t.Fatalf("%d triggers with no folder kept", n)
+	}
+}
+
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func lock(token, root string) index.Lock {

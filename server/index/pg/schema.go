@@ -114,6 +114,66 @@ CREATE INDEX attachd_objects_rec ON attachd_objects (rec_at, key)
 	INCLUDE (rec_text, rec_account, rec_mailbox, rec_kind, content_type);
 CREATE INDEX attachd_objects_rec_group ON attachd_objects (rec_account, rec_mailbox, key) INCLUDE (rec_at);
 `,
+	// 4: the usage of the folders with a quota (DB.TrackUsage), kept by
+	// usageTriggers in the transaction of every change to attachd_objects.
+	// The function runs once per statement, not per row: PostgreSQL writes
+	// a new version of a row at each update, and a transaction that updated
+	// a folder's row once per changed object would walk the versions it
+	// made, its time growing with the square of their number. A statement's
+	// changed rows (its transition tables) are added up per folder and each
+	// folder's row is updated once. Without jit = off the sum over a large
+	// statement's rows is compiled first (0.7 s, not 30 ms, for a DELETE of
+	// 40 000 objects). The ranges are index.Below's; '' is the whole store.
+	`
+CREATE TABLE attachd_folder_usage (
+	prefix  text COLLATE "C" PRIMARY KEY,
+	bytes   bigint NOT NULL,
+	objects bigint NOT NULL
+);
+CREATE FUNCTION attachd_folder_usage_change() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		UPDATE attachd_folder_usage u SET bytes = u.bytes + d.bytes, objects = u.objects + d.objects
+		FROM (SELECT f.prefix, SUM(c.size) AS bytes, COUNT(*) AS objects
+			FROM attachd_folder_usage f JOIN new_rows c
+			ON f.prefix = '' OR c.key > f.prefix || '/' AND c.key < f.prefix || '0'
+			GROUP BY f.prefix) d
+		WHERE u.prefix = d.prefix;
+	ELSIF TG_OP = 'DELETE' THEN
+		UPDATE attachd_folder_usage u SET bytes = u.bytes - d.bytes, objects = u.objects - d.objects
+		FROM (SELECT f.prefix, SUM(c.size) AS bytes, COUNT(*) AS objects
+			FROM attachd_folder_usage f JOIN old_rows c
+			ON f.prefix = '' OR c.key > f.prefix || '/' AND c.key < f.prefix || '0'
+			GROUP BY f.prefix) d
+		WHERE u.prefix = d.prefix;
+	ELSE
+		UPDATE attachd_folder_usage u SET bytes = u.bytes + d.bytes, objects = u.objects + d.objects
+		FROM (SELECT f.prefix, SUM(c.size) AS bytes, SUM(c.n) AS objects
+			FROM attachd_folder_usage f
+			JOIN (SELECT key, size, 1 AS n FROM new_rows UNION ALL SELECT key, -size, -1 FROM old_rows) c
+			ON f.prefix = '' OR c.key > f.prefix || '/' AND c.key < f.prefix || '0'
+			GROUP BY f.prefix) d
+		WHERE u.prefix = d.prefix AND (d.bytes <> 0 OR d.objects <> 0);
+	END IF;
+	RETURN NULL;
+END
+$$;
+`,
+}
+
+// usageTriggers call attachd_folder_usage_change (migration 4). They exist
+// only while a folder's usage is kept (DB.TrackUsage): each costs every
+// statement that changes attachd_objects, ~24 µs with no row to update.
+var usageTriggers = []struct{ name, sql string }{
+	{"attachd_folder_usage_insert", `CREATE TRIGGER attachd_folder_usage_insert AFTER INSERT ON attachd_objects
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION attachd_folder_usage_change()`},
+	{"attachd_folder_usage_delete", `CREATE TRIGGER attachd_folder_usage_delete AFTER DELETE ON attachd_objects
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION attachd_folder_usage_change()`},
+	{"attachd_folder_usage_update", `CREATE TRIGGER attachd_folder_usage_update AFTER UPDATE ON attachd_objects
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION attachd_folder_usage_change()`},
 }
 
 // schemaLockKey is the advisory lock the migrations are applied under: the
