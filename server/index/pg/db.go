@@ -273,15 +273,23 @@ func clean(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
-// tx is one write transaction on one connection. BEGIN and the version bump
-// go out with its first statement, in one round trip.
+// tx is one write transaction on one connection. Its statements go out in
+// as few round trips as their results allow: BEGIN and the version bump with
+// its first statement, and the statements whose results no one reads
+// (later) with the next statement or with COMMIT.
 type tx struct {
 	x        *DB
 	base     context.Context // the caller's values, not its cancellation
 	conn     *pgxpool.Conn
 	pre      []string // statements after the bump: advisory locks
 	begun    bool
-	enqueued bool // deliveries were queued: notify on commit
+	deferred []statement // queued by later, not yet sent
+	enqueued bool        // deliveries were queued: notify on commit
+}
+
+type statement struct {
+	sql  string
+	args []any
 }
 
 const (
@@ -293,23 +301,28 @@ func (t *tx) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.base, writeTimeout)
 }
 
-// beginBatch returns a batch that begins the transaction.
-func (t *tx) beginBatch() *pgx.Batch {
+// send sends q in one batch after what must go before it: BEGIN, the
+// version bump and the advisory locks if the transaction has not begun, and
+// the deferred statements. It reads their results, and the caller reads q's
+// from br and closes it. An error of a deferred statement is returned as
+// q's: PostgreSQL skips the rest of the batch, and the transaction fails.
+func (t *tx) send(ctx context.Context, q string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue(beginSQL)
-	b.Queue(bumpSQL)
-	for _, q := range t.pre {
-		b.Queue(q)
+	if !t.begun {
+		b.Queue(beginSQL)
+		b.Queue(bumpSQL)
+		for _, p := range t.pre {
+			b.Queue(p)
+		}
+		t.begun = true // from here on, end it with ROLLBACK or COMMIT
 	}
-	return b
-}
-
-// sendBegin sends b, which begins the transaction, and reads the results of
-// the statements that begin it. The caller reads the rest and closes br.
-func (t *tx) sendBegin(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
-	t.begun = true // from here on, end it with ROLLBACK or COMMIT
+	for _, d := range t.deferred {
+		b.Queue(d.sql, d.args...)
+	}
+	t.deferred = nil
+	b.Queue(q, args...)
 	br := t.conn.SendBatch(ctx, b)
-	for range 2 + len(t.pre) {
+	for range b.Len() - 1 {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, err
@@ -322,13 +335,7 @@ func (t *tx) sendBegin(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 func (t *tx) exec(q string, args ...any) (pgconn.CommandTag, error) {
 	ctx, cancel := t.ctx()
 	defer cancel()
-	if t.begun {
-		tag, err := t.conn.Exec(ctx, q, args...)
-		return tag, t.x.fail(nil, err)
-	}
-	b := t.beginBatch()
-	b.Queue(q, args...)
-	br, err := t.sendBegin(ctx, b)
+	br, err := t.send(ctx, q, args...)
 	if err != nil {
 		return pgconn.CommandTag{}, t.x.fail(nil, err)
 	}
@@ -339,22 +346,18 @@ func (t *tx) exec(q string, args ...any) (pgconn.CommandTag, error) {
 	return tag, t.x.fail(nil, err)
 }
 
+// later queues a write statement whose result no one reads: it goes out
+// with the next statement, or with COMMIT, saving a round trip.
+func (t *tx) later(q string, args ...any) {
+	t.deferred = append(t.deferred, statement{q, args})
+}
+
 // query runs a statement in the transaction and calls fn for each row: the
-// rows are read whole before the next statement. Like exec, the first
-// statement goes out with BEGIN and the version bump.
+// rows are read whole before the next statement.
 func (t *tx) query(fn func(pgx.Rows) error, q string, args ...any) error {
 	ctx, cancel := t.ctx()
 	defer cancel()
-	if t.begun {
-		rows, err := t.conn.Query(ctx, q, args...)
-		if err != nil {
-			return t.x.fail(nil, err)
-		}
-		return t.x.fail(nil, scanRows(rows, fn))
-	}
-	b := t.beginBatch()
-	b.Queue(q, args...)
-	br, err := t.sendBegin(ctx, b)
+	br, err := t.send(ctx, q, args...)
 	if err != nil {
 		return t.x.fail(nil, err)
 	}
@@ -388,18 +391,25 @@ func (t *tx) rollback() {
 	t.conn.Exec(ctx, `ROLLBACK`) // if it fails, the pool drops the connection, which ends the transaction too
 }
 
+// commit sends the deferred statements and COMMIT in one round trip.
 func (t *tx) commit() error {
-	if !t.begun {
+	if !t.begun && len(t.deferred) == 0 {
 		return nil // nothing was written
 	}
 	ctx, cancel := t.ctx()
 	defer cancel()
-	q := `COMMIT`
 	if t.enqueued {
 		// Other nodes' subscribers hear of the deliveries with the commit.
-		q = `SELECT pg_notify('attachd_outbox', ''); COMMIT`
+		t.later(`SELECT pg_notify('attachd_outbox', '')`)
 	}
-	tag, err := t.conn.Exec(ctx, q) // no arguments: one simple query, one round trip
+	br, err := t.send(ctx, `COMMIT`)
+	if err != nil {
+		return t.x.fail(nil, err)
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return t.x.fail(nil, err)
 	}

@@ -44,9 +44,9 @@ func (t *tx) Enqueue(d index.Delivery) error {
 				$4,$5,$6,$7,$8,$9,$10,$11,$12,$14,$13,$13)`
 		args = append(args, index.ChangeDeleted, index.ChangeCreated)
 	}
-	if _, err := t.exec(q, args...); err != nil {
-		return fmt.Errorf("outbox: enqueue: %w", err)
-	}
+	// Nothing reads its result: it goes out with the next statement or
+	// with COMMIT, and a failure fails the transaction there.
+	t.later(q, args...)
 	t.enqueued = true
 	return nil
 }

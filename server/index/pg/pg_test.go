@@ -226,6 +226,49 @@ func TestTrackedUsageIsOneRow(t *testing.T) {
 	}
 }
 
+// TestDeferredFailureFailsTheTransaction: an Enqueue goes out with the next
+// statement or with COMMIT (tx.later); if PostgreSQL refuses it there, the
+// transaction fails as a whole and nothing of it is kept.
+func TestDeferredFailureFailsTheTransaction(t *testing.T) {
+	ctx := context.Background()
+	x := mustOpen(t, freshSchema(t))
+	t.Cleanup(func() { x.Close() })
+	bad := index.Delivery{Sink: "bad\x00sink", Type: index.ChangeCreated, Key: "k", Occurred: t0}
+	for _, tc := range []struct {
+		name string
+		fn   func(tx index.Tx) error
+	}{
+		{"with COMMIT", func(tx index.Tx) error {
+			if err := tx.PutObject(index.Object{Key: "a", Blob: "b", Size: 1}); err != nil {
+				return err
+			}
+			return tx.Enqueue(bad)
+		}},
+		{"with the next statement", func(tx index.Tx) error {
+			if err := tx.Enqueue(bad); err != nil {
+				return err
+			}
+			return tx.PutObject(index.Object{Key: "a", Blob: "b", Size: 1})
+		}},
+	} {
+		if err := x.Update(ctx, tc.fn); err == nil {
+			t.Errorf("%s: a transaction whose delivery PostgreSQL refused committed", tc.name)
+		}
+		if _, err := x.Get(ctx, "a"); !errors.Is(err, index.ErrNotFound) {
+			t.Errorf("%s: the object of a failed transaction: %v, want ErrNotFound", tc.name, err)
+		}
+	}
+	// The connection is usable again, and a good delivery goes with COMMIT.
+	if err := x.Update(ctx, func(tx index.Tx) error {
+		return tx.Enqueue(index.Delivery{Sink: "good", Type: index.ChangeCreated, Key: "k", Occurred: t0})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := x.Claim(ctx, "good", 10, time.Minute, t0.Add(time.Hour)); err != nil || len(ds) != 1 {
+		t.Fatalf("claimed %d deliveries, %v; want the one queued alone", len(ds), err)
+	}
+}
+
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func lock(token, root string) index.Lock {
