@@ -129,11 +129,12 @@ type Tx interface {
 	// the row it returns is the one this transaction replaces, whatever
 	// other processes sharing the index do meanwhile.
 	Get(key string) (Object, error)
-	// Usage is Index.Usage inside the transaction: it counts the
-	// transaction's own changes, and, writers being serialized, no other's
-	// that is not committed (with SQLite; PostgreSQL sees those committed
-	// since the transaction's statement began).
-	Usage(prefix string) (bytes, objects int64, err error)
+	// KeptUsage is Index.Usage inside the transaction of a folder whose
+	// usage the index keeps (TrackUsage), or ErrNotFound for any other: it
+	// reads one row, never the objects below a folder, which would hold up
+	// every writer. It counts the transaction's own changes and, writers
+	// being serialized, every other committed one.
+	KeptUsage(prefix string) (bytes, objects int64, err error)
 	// PutObject inserts or replaces the object at o.Key, and records its
 	// parent folders (PutDirs).
 	PutObject(o Object) error

@@ -107,7 +107,7 @@ func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) 
 		if err := failpoint("index"); err != nil {
 			return err
 		}
-		if err := s.putObject(tx, o, guessed, &old, &change); err != nil {
+		if err := s.putObject(tx, &o, guessed, &old, &change); err != nil {
 			return err
 		}
 		if err := s.checkQuotaTx(tx, o.Key, o.Size-old.Size, change == ChangeCreated); err != nil {
@@ -181,26 +181,33 @@ func (s *Store) previous(ctx context.Context, key string) (d *dirFD, old Object,
 // the key since old was read (a shared index), or a sidecar removed by hand
 // may have left its row (guessed). A key guessed new is created, which
 // checks the guess for free; only a wrong guess reads the row it replaces.
-func (s *Store) putObject(tx index.Tx, o Object, guessed bool, old *Object, change *string) error {
+// If what o replaces was not what was read before, o.Created is set again
+// to keep the creation time of the version replaced, or to o's own if none.
+func (s *Store) putObject(tx index.Tx, o *Object, guessed bool, old *Object, change *string) error {
 	switch {
 	case guessed && !s.shared:
-		created, err := tx.CreateObject(o)
+		created, err := tx.CreateObject(*o)
 		if err != nil || created {
 			return err
 		}
 	case !s.shared:
-		return tx.PutObject(o)
+		return tx.PutObject(*o)
 	}
-	cur, found, err := tx.SwapObject(o)
+	cur, found, err := tx.SwapObject(*o)
+	created := o.Updated
 	switch {
 	case err != nil:
 		return err
 	case found:
-		*old, *change = cur, ChangeUpdated
+		*old, *change, created = cur, ChangeUpdated, cur.Created
 	default:
 		*old, *change = Object{}, ChangeCreated
 	}
-	return nil
+	if o.Created.Equal(created) {
+		return nil
+	}
+	o.Created = created
+	return tx.PutObject(*o)
 }
 
 // checkParents refuses a key below an existing object: a file cannot also

@@ -29,7 +29,9 @@ var ErrQuota = errors.New("quota exceeded")
 // on one node or many. For a folder past maxTrackedQuotas, stores of
 // different keys that race into the same quota may each fit alone and
 // together overshoot it, by at most one object each.
-// Moves and copies hold the store's tree lock and do not race.
+// Moves and copies hold the store's tree lock, so on one node they do not
+// race; in a cluster, a copy or move is checked before it commits only, and
+// racing stores on another node, it may pass a quota by what it brings.
 type Quota struct {
 	Name    string // as configured ("/kazoo/acct"): messages and metrics
 	Prefix  string // the folder's key; "" for the whole store
@@ -75,28 +77,26 @@ func (s *Store) trackQuotas(ctx context.Context) error {
 			"quota_folders", len(prefixes), "kept", maxTrackedQuotas)
 		prefixes = prefixes[:maxTrackedQuotas]
 	}
-	if err := s.idx.TrackUsage(ctx, prefixes); err != nil {
-		return err
-	}
-	s.tracked = map[string]bool{}
-	for _, p := range prefixes {
-		s.tracked[p] = true
-	}
-	return nil
+	return s.idx.TrackUsage(ctx, prefixes)
 }
 
 // checkQuotaTx repeats checkQuota inside a store's own transaction, after
 // its change, for the quotas whose usage the index keeps (a row read):
 // writers are serialized there, so stores racing into one folder cannot
-// together pass its quota. bytes and created are what the change added.
+// together pass its quota. Whether a folder's row is kept is the index's
+// answer, not this process's: the nodes of a cluster share the rows. bytes
+// and created are what the change added.
 func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created bool) error {
 	for _, q := range s.quotas {
 		overBytes := q.Bytes > 0 && bytes > 0
 		overObjects := q.Objects > 0 && created
-		if !s.tracked[q.Prefix] || !q.covers(key) || !overBytes && !overObjects {
+		if !q.covers(key) || !overBytes && !overObjects {
 			continue
 		}
-		b, n, err := tx.Usage(q.Prefix)
+		b, n, err := tx.KeptUsage(q.Prefix)
+		if errors.Is(err, index.ErrNotFound) {
+			continue // checked before the transaction, by a sum
+		}
 		if err != nil {
 			return err
 		}

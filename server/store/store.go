@@ -107,7 +107,6 @@ type Store struct {
 	blobGrace     time.Duration
 	replicateSink string
 	quotas        []Quota
-	tracked       map[string]bool // the quota folders whose usage the index keeps (trackQuotas)
 	// inDoubt is set when a change failed in a way that left the objects
 	// tree ahead of the index; the next start must reconcile them.
 	inDoubt atomic.Bool

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // unevenReader returns what it holds in reads of random sizes up to 100 KiB,
@@ -107,12 +108,14 @@ func TestStoreOverARowWithoutSidecar(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	defer s.Close()
-	if _, err := s.Put(ctx, "a/k", bytes.NewReader([]byte("one")), Info{Size: -1}); err != nil {
+	v1, err := s.Put(ctx, "a/k", bytes.NewReader([]byte("one")), Info{Size: -1})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(dir, "objects", "a", "k")); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(10 * time.Millisecond) // a later time, had the store kept its own
 	o, err := s.Put(ctx, "a/k", bytes.NewReader([]byte("two")), Info{Size: -1})
 	if err != nil {
 		t.Fatalf("store over a row without its sidecar: %v", err)
@@ -123,7 +126,10 @@ func TestStoreOverARowWithoutSidecar(t *testing.T) {
 	if n := countBlobs(t, dir); n != 1 {
 		t.Errorf("%d blobs, want 1: the replaced version's blob was not freed", n)
 	}
-	if cur, err := s.Stat(ctx, "a/k"); err != nil || cur.Blob != o.Blob {
-		t.Errorf("index holds %+v, %v; want blob %s", cur, err, o.Blob)
+	if cur, err := s.Stat(ctx, "a/k"); err != nil || cur.Blob != o.Blob || !cur.Created.Equal(v1.Created) {
+		t.Errorf("index holds %+v, %v; want blob %s, created %v (the replaced row's)", cur, err, o.Blob, v1.Created)
+	}
+	if !o.Created.Equal(v1.Created) {
+		t.Errorf("Put returned created %v, want the replaced row's %v", o.Created, v1.Created)
 	}
 }

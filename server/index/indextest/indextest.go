@@ -387,9 +387,10 @@ func testTrackedUsage(t *testing.T, x index.Index) {
 		t.Fatal("an Update whose fn failed succeeded")
 	}
 	check("after a rollback")
-	// Inside a transaction, Usage counts its own changes.
+	// Inside a transaction, KeptUsage counts its own changes, and knows
+	// only the folders kept.
 	update(t, x, func(tx index.Tx) error {
-		before, _, err := tx.Usage("e")
+		before, _, err := tx.KeptUsage("e")
 		if err != nil {
 			return err
 		}
@@ -397,9 +398,11 @@ func testTrackedUsage(t *testing.T, x index.Index) {
 		if err := tx.PutObject(o); err != nil {
 			return err
 		}
-		if b, _, err := tx.Usage("e"); err != nil || b != before+o.Size {
-			t.Errorf("Tx.Usage(e) after a put in the transaction = %d, %v; want %d", b, err, before+o.Size)
+		if b, _, err := tx.KeptUsage("e"); err != nil || b != before+o.Size {
+			t.Errorf("KeptUsage(e) after a put in the transaction = %d, %v; want %d", b, err, before+o.Size)
 		}
+		_, _, err = tx.KeptUsage("d-x")
+		wantNotFound(t, "KeptUsage of a folder not kept", err)
 		return nil
 	})
 	check("after a transaction that read its own usage")

@@ -106,30 +106,21 @@ func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	return in, nil
 }
 
-// usage reads the usage of the folder prefix with query: its row in
-// attachd_folder_usage (DB.TrackUsage), or else the sum of the objects
-// below it. Two statements, not one: a single statement that sums only
-// without a row still has the sum planned, and PostgreSQL starts the
-// parallel workers of that plan even when it skips their scan (tens of
-// milliseconds for nothing on every read of a row).
-func usage(query func(q string, args []any, dest ...any) error, prefix string) (bytes, objects int64, err error) {
-	err = query(`SELECT bytes, objects FROM attachd_folder_usage WHERE prefix = $1`, []any{prefix}, &bytes, &objects)
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return bytes, objects, err
-	}
-	lo, hi := index.Below(prefix)
-	err = query(`SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects WHERE key > $1 AND key < $2`,
-		[]any{lo, hi}, &bytes, &objects)
-	return bytes, objects, err
-}
-
-// Usage implements index.Index.
+// Usage implements index.Index: the folder's row in attachd_folder_usage
+// if it has one, else the sum of the objects below it. Two statements, not
+// one: a single statement that sums only without a row still has the sum
+// planned, and PostgreSQL starts the parallel workers of that plan even
+// when it skips their scan (tens of milliseconds for nothing on every read
+// of a row).
 func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
 	rctx, cancel := read(ctx)
 	defer cancel()
-	bytes, objects, err = usage(func(q string, args []any, dest ...any) error {
-		return x.pool.QueryRow(rctx, q, args...).Scan(dest...)
-	}, prefix)
+	err = x.pool.QueryRow(rctx, `SELECT bytes, objects FROM attachd_folder_usage WHERE prefix = $1`, prefix).Scan(&bytes, &objects)
+	if errors.Is(err, pgx.ErrNoRows) {
+		lo, hi := index.Below(prefix)
+		err = x.pool.QueryRow(rctx, `SELECT COALESCE(SUM(size), 0)::bigint, COUNT(*) FROM attachd_objects
+			WHERE key > $1 AND key < $2`, lo, hi).Scan(&bytes, &objects)
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", x.fail(ctx, err))
 	}
@@ -139,42 +130,58 @@ func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, er
 // TrackUsage implements index.Index. The rows are kept by usageTriggers,
 // which exist only while there are rows, in the transaction of each change;
 // writers already take turns on the version row, so a row makes none of
-// them wait. Starting to keep a folder sums it once, in a write transaction,
-// so that no change comes between the sum and the triggers. The nodes of a
-// cluster share the rows and the last to call sets the folders: a folder
-// whose row another node dropped (its configuration differs) is summed at
-// each read instead, slower but never wrong.
+// them wait. A folder it starts keeping is summed once, in a write
+// transaction, before the triggers are made: writers wait on the version
+// row meanwhile, so no change comes between. The nodes of a cluster share
+// the rows and the last to call sets the folders: a folder whose row another
+// node dropped (its configuration differs) is summed at each read instead,
+// slower but never wrong, and not checked again inside a store's transaction.
 func (x *DB) TrackUsage(ctx context.Context, prefixes []string) error {
 	if prefixes == nil {
 		prefixes = []string{}
 	}
+	names := make([]string, len(usageTriggers))
+	for i, tr := range usageTriggers {
+		names[i] = tr.name
+	}
 	err := x.update(ctx, nil, func(t *tx) error {
 		if _, err := t.exec(`DELETE FROM attachd_folder_usage WHERE prefix <> ALL($1)`, prefixes); err != nil {
 			return err
-		}
-		var have int
-		if err := t.query(func(r pgx.Rows) error { return r.Scan(&have) }, `SELECT count(*) FROM pg_trigger
-			WHERE tgrelid = 'attachd_objects'::regclass AND tgname LIKE 'attachd_folder_usage_%'`); err != nil {
-			return err
-		}
-		// Only a change of state takes the table's lock that DDL needs.
-		if want := len(prefixes) > 0; want && have != len(usageTriggers) || !want && have > 0 {
-			for _, tr := range usageTriggers {
-				if _, err := t.exec(`DROP TRIGGER IF EXISTS ` + tr.name + ` ON attachd_objects`); err != nil {
-					return err
-				}
-				if want {
-					if _, err := t.exec(tr.sql); err != nil {
-						return err
-					}
-				}
-			}
 		}
 		for _, p := range prefixes {
 			lo, hi := index.Below(p)
 			if _, err := t.exec(`INSERT INTO attachd_folder_usage (prefix, bytes, objects)
 				SELECT $1, COALESCE(SUM(size), 0), COUNT(*) FROM attachd_objects WHERE key > $2 AND key < $3
 					HAVING NOT EXISTS (SELECT 1 FROM attachd_folder_usage WHERE prefix = $1)`, p, lo, hi); err != nil {
+				return err
+			}
+		}
+		have := map[string]bool{}
+		if err := t.query(func(r pgx.Rows) error {
+			var name string
+			err := r.Scan(&name)
+			have[name] = true
+			return err
+		}, `SELECT tgname FROM pg_trigger WHERE tgrelid = 'attachd_objects'::regclass AND tgname = ANY($1)`, names); err != nil {
+			return err
+		}
+		// DDL only when the state changes, and never waiting long for the
+		// table: every node's reads and writes would queue behind it.
+		// Making a trigger lets reads go on; dropping one does not.
+		var ddl []string
+		for _, tr := range usageTriggers {
+			switch want := len(prefixes) > 0; {
+			case want && !have[tr.name]:
+				ddl = append(ddl, tr.sql)
+			case !want && have[tr.name]:
+				ddl = append(ddl, `DROP TRIGGER `+tr.name+` ON attachd_objects`)
+			}
+		}
+		if len(ddl) > 0 {
+			ddl = append([]string{`SET LOCAL lock_timeout = '2s'`}, ddl...)
+		}
+		for _, q := range ddl {
+			if _, err := t.exec(q); err != nil {
 				return err
 			}
 		}
@@ -522,18 +529,16 @@ func (t *tx) PruneDirs(keep func(key string) bool) error {
 	return nil
 }
 
-// Usage implements index.Tx.
-func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
-	bytes, objects, err = usage(func(q string, args []any, dest ...any) error {
-		found := false
-		err := t.query(func(r pgx.Rows) error { found = true; return r.Scan(dest...) }, q, args...)
-		if err == nil && !found {
-			err = pgx.ErrNoRows
-		}
-		return err
-	}, prefix)
-	if err != nil {
+// KeptUsage implements index.Tx.
+func (t *tx) KeptUsage(prefix string) (bytes, objects int64, err error) {
+	found := false
+	err = t.query(func(r pgx.Rows) error { found = true; return r.Scan(&bytes, &objects) },
+		`SELECT bytes, objects FROM attachd_folder_usage WHERE prefix = $1`, prefix)
+	switch {
+	case err != nil:
 		return 0, 0, fmt.Errorf("index: usage: %w", err)
+	case !found:
+		return 0, 0, index.ErrNotFound
 	}
 	return bytes, objects, nil
 }

@@ -208,8 +208,8 @@ func TestTrackedUsageIsOneRow(t *testing.T) {
 		if err := tx.PutObject(index.Object{Key: "q/b", Blob: "c", Size: 3}); err != nil {
 			return err
 		}
-		if b, n, err := tx.Usage("q"); err != nil || b != 10 || n != 2 {
-			t.Errorf("Tx.Usage(q) after a put = %d, %d, %v; want the row's 7 + 3, 2", b, n, err)
+		if b, n, err := tx.KeptUsage("q"); err != nil || b != 10 || n != 2 {
+			t.Errorf("KeptUsage(q) after a put = %d, %d, %v; want the row's 7 + 3, 2", b, n, err)
 		}
 		return nil
 	}); err != nil {

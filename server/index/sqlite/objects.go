@@ -107,18 +107,13 @@ func (x *DB) Walk(ctx context.Context, prefix string, fn func(index.Object) erro
 	return scanObjects(rows, fn)
 }
 
-// Usage implements index.Index.
+// Usage implements index.Index: the folder's row in folder_usage if it
+// has one, else the sum of the objects below it.
 func (x *DB) Usage(ctx context.Context, prefix string) (bytes, objects int64, err error) {
-	return usage(func(q string, args ...any) *sql.Row { return x.queryRow(ctx, q, args...) }, prefix)
-}
-
-// usage reads the usage of the folder prefix through queryRow: its row in
-// folder_usage if it has one, else the sum of the objects below it.
-func usage(queryRow func(q string, args ...any) *sql.Row, prefix string) (bytes, objects int64, err error) {
-	err = queryRow(`SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
+	err = x.queryRow(ctx, `SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
 	if errors.Is(err, sql.ErrNoRows) {
 		lo, hi := index.Below(prefix)
-		err = queryRow(`SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`, lo, hi).Scan(&bytes, &objects)
+		err = x.queryRow(ctx, `SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE key > ? AND key < ?`, lo, hi).Scan(&bytes, &objects)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("index: usage: %w", err)
@@ -453,9 +448,16 @@ func (t *tx) Get(key string) (index.Object, error) {
 	return scanObject(t.queryRow(`SELECT `+objectCols+` FROM objects WHERE key = ?`, key))
 }
 
-// Usage implements index.Tx.
-func (t *tx) Usage(prefix string) (bytes, objects int64, err error) {
-	return usage(t.queryRow, prefix)
+// KeptUsage implements index.Tx.
+func (t *tx) KeptUsage(prefix string) (bytes, objects int64, err error) {
+	err = t.queryRow(`SELECT bytes, objects FROM folder_usage WHERE prefix = ?`, prefix).Scan(&bytes, &objects)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, 0, index.ErrNotFound
+	case err != nil:
+		return 0, 0, fmt.Errorf("index: usage: %w", err)
+	}
+	return bytes, objects, nil
 }
 
 // Walk implements index.Tx.
