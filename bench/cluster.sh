@@ -10,7 +10,7 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 usage: bench/cluster.sh [--rounds N] [--write-mode through|spool] [--only put,get,rt]
-                        [--targets cluster,single-lb,single,single-s3] [--rt-puts N]
+                        [--targets cluster,single-lb,single,single-s3] [--rt-puts N] [--pg-delay MS]
                         [--wait-quiet S] [--rev REV]
        bench/cluster.sh --report RAWDIR
 
@@ -24,6 +24,9 @@ usage: bench/cluster.sh [--rounds N] [--write-mode through|spool] [--only put,ge
                        single     1 node, SQLite index, local data dir (the default setup)
                        single-s3  1 node, SQLite index, S3 (MinIO) in the same write mode
   --rt-puts N        sequential PUTs for the round-trip count (default 1000)
+  --pg-delay MS      in the round-trip step, bench/pgcount holds each answer that ends a round
+                     trip MS milliseconds (default 0): the sequential PUT latency it reports is
+                     then that of nodes whose PostgreSQL is that far away
   --wait-quiet S     before each measurement, wait up to S s (default 0) while other
                      processes keep more than 15 % of the CPUs busy (shared machines)
   --rev REV          build attachd and the plugins from git revision REV (git archive into
@@ -157,7 +160,7 @@ END {
 
 	if (rtv("puts") != "") {
 		printf "\n## PostgreSQL round trips per PUT (cluster, %s)\n\n", meta["write_mode"]
-		printf "%s sequential 100 KiB PUTs (one curl, one keep-alive connection to nginx, so round-robin over the 3 nodes) to unique paths, after %s warm-up PUTs, with the nodes restarted so that their index URL points at `bench/pgcount`, a proxy that forwards the PostgreSQL protocol and counts its messages; %s s of idle background were measured just before and are subtracted pro rata (%s s from before the first PUT to the reading after; the nodes were idle for %s s after the last PUT before it). All %s PUTs answered 201: %s. Sequential PUT latency through the cluster: %s ms mean.\n\n", rt["puts"], rt["warmup"], rt["bg_seconds"], rt["window_seconds"], rt["settle_seconds"], rt["puts"], rt["all_201"], rt["put_ms"]
+		printf "%s sequential 100 KiB PUTs (one curl, one keep-alive connection to nginx, so round-robin over the 3 nodes) to unique paths, after %s warm-up PUTs, with the nodes restarted so that their index URL points at `bench/pgcount`, a proxy that forwards the PostgreSQL protocol and counts its messages; %s s of idle background were measured just before and are subtracted pro rata (%s s from before the first PUT to the reading after; the nodes were idle for %s s after the last PUT before it). All %s PUTs answered 201: %s. Sequential PUT latency through the cluster: %s ms mean%s.\n\n", rt["puts"], rt["warmup"], rt["bg_seconds"], rt["window_seconds"], rt["settle_seconds"], rt["puts"], rt["all_201"], rt["put_ms"], (rtv("pg_delay_ms") + 0 > 0 ? ", with `--pg-delay " rt["pg_delay_ms"] "`: pgcount held each answer that ends a round trip " rt["pg_delay_ms"] " ms" : "")
 		printf "| counter (whole cluster, all 3 nodes) | per PUT | raw total | idle background in the same time |\n|---|---|---|---|\n"
 		printf "| **round trips**: server ReadyForQuery messages (one per Sync or simple Query the client waits on; a pgx batch is one) | **%s** | %s | %s |\n", perput("rfq", 2), rt["rfq_raw"], rt["rfq_bg"]
 		printf "| statements sent: Execute + simple Query messages (the batch that begins a transaction sends BEGIN, the version bump and the first statement at once) | %s | %s | %s |\n", perput("stmts", 2), rt["stmts_raw"], rt["stmts_bg"]
@@ -206,6 +209,7 @@ WRITE_MODE=through
 ONLY=put,get,rt
 TARGET_LIST=cluster,single-lb,single,single-s3
 RT_PUTS=1000
+PG_DELAY=0
 WAIT_QUIET=0
 ATTACHD_REV=
 while [ $# -gt 0 ]; do
@@ -220,6 +224,8 @@ while [ $# -gt 0 ]; do
 	--targets=*) TARGET_LIST=${1#*=} ;;
 	--rt-puts) [ $# -ge 2 ] || die "--rt-puts needs a number"; RT_PUTS=$2; shift ;;
 	--rt-puts=*) RT_PUTS=${1#*=} ;;
+	--pg-delay) [ $# -ge 2 ] || die "--pg-delay needs milliseconds"; PG_DELAY=$2; shift ;;
+	--pg-delay=*) PG_DELAY=${1#*=} ;;
 	--wait-quiet) [ $# -ge 2 ] || die "--wait-quiet needs seconds"; WAIT_QUIET=$2; shift ;;
 	--wait-quiet=*) WAIT_QUIET=${1#*=} ;;
 	--rev) [ $# -ge 2 ] || die "--rev needs a git revision"; ATTACHD_REV=$2; shift ;;
@@ -233,6 +239,7 @@ done
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
 [[ $RT_PUTS =~ ^[1-9][0-9]*$ ]] || die "--rt-puts must be a positive integer, got '$RT_PUTS'"
+[[ $PG_DELAY =~ ^[0-9]+$ ]] || die "--pg-delay must be a whole number of milliseconds, got '$PG_DELAY'"
 [[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "--wait-quiet must be a number of seconds, got '$WAIT_QUIET'"
 case $WRITE_MODE in through | spool) ;; *) die "--write-mode: through or spool, got '$WRITE_MODE'" ;; esac
 declare -A WANT=()
@@ -627,7 +634,7 @@ step_rt() {
 	free_port
 	port=$FREE_PORT
 	free_port
-	"$WORK/pgcount" -listen "127.0.0.1:$port" -to "$PG_HOSTPORT" -stats "127.0.0.1:$FREE_PORT" >"$RAW/pgcount.log" 2>&1 &
+	"$WORK/pgcount" -listen "127.0.0.1:$port" -to "$PG_HOSTPORT" -stats "127.0.0.1:$FREE_PORT" -delay "${PG_DELAY}ms" >"$RAW/pgcount.log" 2>&1 &
 	PID[pgcount]=$!
 	STARTED_PIDS+=("$!")
 	PGC_STATS=http://127.0.0.1:$FREE_PORT
@@ -669,6 +676,7 @@ step_rt() {
 	rtrec warmup "$warm"
 	rtrec all_201 "$([ "$ok" = "$puts" ] && echo yes || echo "**no: $(awk '{print $1}' "$RAW/rt-puts.codes" | sort | uniq -c | tr '\n' ' ')**")"
 	rtrec put_ms "$(awk '{s+=$2} END{printf "%.2f", s/NR*1000}' "$RAW/rt-puts.codes")"
+	rtrec pg_delay_ms "$PG_DELAY"
 	rtrec bg_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')"
 	rtrec window_seconds "$(awk -v a="$t1" -v b="$t3" 'BEGIN{printf "%.1f", b-a}')"
 	rtrec settle_seconds "$(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.1f", b-a}')"

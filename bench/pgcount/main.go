@@ -15,6 +15,9 @@
 // statement, end with one Sync: one round trip). execute counts extended-protocol Execute
 // messages and query simple-protocol Query messages: statements sent (a simple Query may hold
 // several). parse counts Parse messages (statements prepared: pgx caches them per connection).
+//
+// -delay D holds each ReadyForQuery for D before passing it on, so that every round trip costs
+// at least D more: a PostgreSQL on another machine, for the latency a node's stores see.
 package main
 
 import (
@@ -27,16 +30,19 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 var (
 	conns, rfq, syncs, queries, executes, parses, c2s, s2c atomic.Int64
+	delay                                                  time.Duration
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to accept PostgreSQL clients on")
 	to := flag.String("to", "", "PostgreSQL server address (host:port)")
 	stats := flag.String("stats", "127.0.0.1:0", "address of the HTTP counters endpoint")
+	flag.DurationVar(&delay, "delay", 0, "hold each ReadyForQuery this long: a round trip to a PostgreSQL that far")
 	flag.Parse()
 	if *to == "" {
 		log.Fatal("pgcount: -to is required")
@@ -149,6 +155,12 @@ func pump(dst io.Writer, src io.Reader, fromClient bool) {
 			c2s.Add(int64(n) + 5)
 		} else {
 			s2c.Add(int64(n) + 5)
+		}
+		if typ == 'Z' && !fromClient && delay > 0 {
+			time.Sleep(delay)
+			if err := w.Flush(); err != nil {
+				return
+			}
 		}
 		// Flush unless a whole next header is already buffered (a partial one could wait
 		// forever for bytes the peer sends only after it has this message).
