@@ -228,7 +228,8 @@ func TestTrackedUsageIsOneRow(t *testing.T) {
 
 // TestDeferredFailureFailsTheTransaction: an Enqueue goes out with the next
 // statement or with COMMIT (tx.later); if PostgreSQL refuses it there, the
-// transaction fails as a whole and nothing of it is kept.
+// transaction fails as a whole and nothing of it is kept. So does one whose
+// first query, sent in one batch with BEGIN, fails.
 func TestDeferredFailureFailsTheTransaction(t *testing.T) {
 	ctx := context.Background()
 	x := mustOpen(t, freshSchema(t))
@@ -257,6 +258,19 @@ func TestDeferredFailureFailsTheTransaction(t *testing.T) {
 		if _, err := x.Get(ctx, "a"); !errors.Is(err, index.ErrNotFound) {
 			t.Errorf("%s: the object of a failed transaction: %v, want ErrNotFound", tc.name, err)
 		}
+	}
+	// A query that fails as the first statement, sent with BEGIN and the
+	// bump in one batch, fails its transaction the same way.
+	if err := x.Update(ctx, func(tx index.Tx) error {
+		if _, err := tx.Get("bad\x00key"); err == nil {
+			t.Error("Get of a key PostgreSQL cannot hold succeeded")
+		}
+		return tx.PutObject(index.Object{Key: "a", Blob: "b", Size: 1})
+	}); err == nil {
+		t.Error("a transaction whose first query failed committed")
+	}
+	if _, err := x.Get(ctx, "a"); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("the object of a transaction whose first query failed: %v, want ErrNotFound", err)
 	}
 	// The connection is usable again, and a good delivery goes with COMMIT.
 	if err := x.Update(ctx, func(tx index.Tx) error {
