@@ -310,15 +310,24 @@ func TestQuotaTracking(t *testing.T) {
 // whose usage the index keeps are checked again inside their transactions,
 // so together they fill the quota exactly and never pass it.
 func TestQuotaExactUnderRace(t *testing.T) {
+	raceQuotas(t, func(t *testing.T, q Quota) []*Store { return []*Store{openQuota(t, t.TempDir(), q)} })
+}
+
+// raceQuotas runs, for a quota of 5 objects and one of 50 bytes on the
+// folder "race", 32 stores of 10 bytes at once, spread over the stores
+// open returns (nodes sharing an index, or one), and wants exactly 5 stored
+// and each store to see the folder's usage at its quota.
+func raceQuotas(t *testing.T, open func(*testing.T, Quota) []*Store) {
 	for _, q := range []Quota{
 		{Name: "/objects", Prefix: "race", Objects: 5},
 		{Name: "/bytes", Prefix: "race", Bytes: 50},
 	} {
 		t.Run(q.Name[1:], func(t *testing.T) {
-			s := openQuota(t, t.TempDir(), q)
+			stores := open(t, q)
 			start := make(chan struct{})
 			errs := make(chan error, 32)
 			for i := range cap(errs) {
+				s := stores[i%len(stores)]
 				go func() {
 					<-start
 					_, err := s.Put(context.Background(), fmt.Sprintf("race/%02d", i), bytes.NewReader(make([]byte, 10)), Info{Size: 10})
@@ -335,9 +344,11 @@ func TestQuotaExactUnderRace(t *testing.T) {
 					t.Fatalf("a store failed otherwise: %v", err)
 				}
 			}
-			if u := usage(t, s)[0]; stored != 5 || u.UsedObjects != 5 || u.UsedBytes != 50 {
-				t.Fatalf("%d of %d racing stores succeeded, usage %d objects, %d bytes; want exactly 5, 50",
-					stored, cap(errs), u.UsedObjects, u.UsedBytes)
+			for _, s := range stores {
+				if u := usage(t, s)[0]; stored != 5 || u.UsedObjects != 5 || u.UsedBytes != 50 {
+					t.Fatalf("%d of %d racing stores over %d nodes succeeded, usage %d objects, %d bytes; want exactly 5, 50",
+						stored, cap(errs), len(stores), u.UsedObjects, u.UsedBytes)
+				}
 			}
 		})
 	}

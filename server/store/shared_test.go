@@ -230,38 +230,8 @@ func TestSharedPutReadsOnce(t *testing.T) {
 // (Index.TrackUsage), and each store reads it again inside its transaction,
 // where the nodes' writers take turns.
 func TestSharedQuotaExactUnderRace(t *testing.T) {
-	for _, q := range []Quota{
-		{Name: "/objects", Prefix: "race", Objects: 5},
-		{Name: "/bytes", Prefix: "race", Bytes: 50},
-	} {
-		t.Run(q.Name[1:], func(t *testing.T) {
-			a, b, _ := sharedPair(t, time.Minute, q)
-			start := make(chan struct{})
-			errs := make(chan error, 32)
-			for i := range cap(errs) {
-				s := []*Store{a, b}[i%2]
-				go func() {
-					<-start
-					_, err := s.Put(context.Background(), fmt.Sprintf("race/%02d", i), bytes.NewReader(make([]byte, 10)), Info{Size: 10})
-					errs <- err
-				}()
-			}
-			close(start)
-			stored := 0
-			for range cap(errs) {
-				switch err := <-errs; {
-				case err == nil:
-					stored++
-				case !errors.Is(err, ErrQuota):
-					t.Fatalf("a store failed otherwise: %v", err)
-				}
-			}
-			for _, s := range []*Store{a, b} {
-				if u := usage(t, s)[0]; stored != 5 || u.UsedObjects != 5 || u.UsedBytes != 50 {
-					t.Fatalf("%d of %d racing stores on two nodes succeeded, usage %d objects, %d bytes; want exactly 5, 50",
-						stored, cap(errs), u.UsedObjects, u.UsedBytes)
-				}
-			}
-		})
-	}
+	raceQuotas(t, func(t *testing.T, q Quota) []*Store {
+		a, b, _ := sharedPair(t, time.Minute, q)
+		return []*Store{a, b}
+	})
 }
