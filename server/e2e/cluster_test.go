@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -536,5 +537,54 @@ func (p *cutProxy) set(up bool) {
 			c.Close()
 		}
 		p.conns = map[net.Conn]bool{}
+	}
+}
+
+// TestClusterQuota: Kazoo stores racing into a folder with a quota, spread
+// over three nodes, fill it exactly: PostgreSQL keeps the folder's usage row
+// (the nodes start at once and each asks for it), and every store reads it
+// again inside its transaction, where the nodes' writers take turns. Every
+// node then reports the same usage.
+func TestClusterQuota(t *testing.T) {
+	t.Parallel()
+	quota := "[[quota]]\nprefix = \"/acct\"\nobjects = 4\n\n"
+	nodes := startNodes(t, 3, config{Extra: quota + sharedBackend(t, "through")}, pgtest.Database(t))
+	start := make(chan struct{})
+	codes := make(chan string, 24)
+	for i := range cap(codes) {
+		go func() {
+			<-start
+			u := fmt.Sprintf("http://%s/acct/race-%02d.mp3", nodes[i%3].Addr, i)
+			req, err := http.NewRequest("PUT", u, strings.NewReader("ten bytes!"))
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			codes <- strconv.Itoa(res.StatusCode)
+		}()
+	}
+	close(start)
+	got := map[string]int{}
+	for range cap(codes) {
+		got[<-codes]++
+	}
+	if got["201"] != 4 || got["507"] != cap(codes)-4 {
+		t.Fatalf("answers of %d racing stores over three nodes into a 4-object quota: %v; want 4 × 201 and the rest 507",
+			cap(codes), got)
+	}
+	for i, n := range nodes {
+		_, _, b := do(t, "GET", "http://"+n.Addr+"/metrics", nil, nil)
+		for _, want := range []string{`attachd_quota_used_objects{quota="/acct"} 4`, `attachd_quota_used_bytes{quota="/acct"} 40`} {
+			if !strings.Contains(string(b), want+"\n") {
+				t.Errorf("node %d: /metrics lacks %s", i, want)
+			}
+		}
 	}
 }
