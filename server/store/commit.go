@@ -103,6 +103,7 @@ func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) 
 		s.writes.failedCommit(ctx, o, old, err)
 		return Object{}, err
 	}
+	read := old.Blob // the version previous found; the transaction may find another
 	if err := s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
@@ -131,6 +132,15 @@ func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) 
 		s.dirs.Store(parent, struct{}{})
 	}
 	s.writes.committed(ctx, o, old)
+	if old.Blob != read {
+		// Another node stored the key between previous and the
+		// transaction: its sidecar may have replaced o's in the backend
+		// (through mode pushes before committing), and o's creation time
+		// is now that of the version it replaced. The sidecar follows
+		// the row. A third store in the same instant can still leave it
+		// one version behind (docs/cluster.md).
+		s.writes.updated(ctx, o)
+	}
 	if old.Blob != "" && old.Blob != o.Blob {
 		s.removeBlob(old.Blob)
 	}

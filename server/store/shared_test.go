@@ -235,3 +235,41 @@ func TestSharedQuotaExactUnderRace(t *testing.T) {
 		return []*Store{a, b}
 	})
 }
+
+// TestSharedStoreRacedKeepsTheRowsCreation: when another node stores the key
+// between a store's first read and its transaction, the store replaces that
+// version and keeps its creation time, in the index, in what Put returns and
+// in the sidecar in the backend, which the other node's push had replaced
+// (through mode pushes the sidecar before the transaction).
+func TestSharedStoreRacedKeepsTheRowsCreation(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := sharedPair(t, time.Minute)
+	var first Object
+	raced := false
+	prev := failpoint
+	failpoint = func(step string) error {
+		if step == "index" && !raced { // a has read the key, not begun its transaction
+			raced = true
+			var err error
+			if first, err = b.Put(ctx, "acct/x.mp3", bytes.NewReader([]byte("b's")), Info{Size: -1}); err != nil {
+				t.Errorf("b's store: %v", err)
+			}
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = prev })
+	time.Sleep(10 * time.Millisecond)
+	o, err := a.Put(ctx, "acct/x.mp3", bytes.NewReader([]byte("a's")), Info{Size: -1})
+	if err != nil || !raced {
+		t.Fatalf("a's store: %v (raced: %v)", err, raced)
+	}
+	if !o.Created.Equal(first.Created) {
+		t.Errorf("Put returned created %v; want b's %v", o.Created, first.Created)
+	}
+	if cur, err := b.Stat(ctx, "acct/x.mp3"); err != nil || cur.Blob != o.Blob || !cur.Created.Equal(first.Created) {
+		t.Errorf("index holds %+v, %v; want a's blob %s created %v", cur, err, o.Blob, first.Created)
+	}
+	if sc, err := a.readRemoteSidecar(ctx, remoteSidecar("acct/x.mp3")); err != nil || sc.Blob != o.Blob || !sc.Created.Equal(first.Created) {
+		t.Errorf("backend sidecar = %+v, %v; want a's blob %s created %v", sc, err, o.Blob, first.Created)
+	}
+}
