@@ -131,7 +131,18 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 				return err
 			}
 		}
-		if err := tx.PutObject(o); err != nil {
+		replaced, found, err := tx.SwapObject(o)
+		if err != nil {
+			return err
+		}
+		// As for a store: stores racing on another node may have filled
+		// a quota since checkMoveQuota. A move within a quota changes it
+		// not.
+		var same func(Quota) bool
+		if move {
+			same = func(q Quota) bool { return q.covers(src) }
+		}
+		if err := s.checkQuotaTx(tx, o.Key, o.Size-replaced.Size, !found, same); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, ChangeCreated, o)

@@ -30,8 +30,10 @@ var ErrQuota = errors.New("quota exceeded")
 // different keys that race into the same quota may each fit alone and
 // together overshoot it, by at most one object each.
 // Moves and copies hold the store's tree lock, so on one node they do not
-// race; in a cluster, a copy or move is checked before it commits only, and
-// racing stores on another node, it may pass a quota by what it brings.
+// race. In a cluster an object's copy or move, and each object of a folder's
+// copy, is checked again in its transaction as a store is; a folder's move
+// (one MoveTree) is checked before it commits only, and racing stores on
+// another node, it may pass a quota by what it brings.
 type Quota struct {
 	Name    string // as configured ("/kazoo/acct"): messages and metrics
 	Prefix  string // the folder's key; "" for the whole store
@@ -85,12 +87,13 @@ func (s *Store) trackQuotas(ctx context.Context) error {
 // writers are serialized there, so stores racing into one folder cannot
 // together pass its quota. Whether a folder's row is kept is the index's
 // answer, not this process's: the nodes of a cluster share the rows. bytes
-// and created are what the change added.
-func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created bool) error {
+// and created are what the change added; a quota for which same returns
+// true is left out (a move within it).
+func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created bool, same func(Quota) bool) error {
 	for _, q := range s.quotas {
 		overBytes := q.Bytes > 0 && bytes > 0
 		overObjects := q.Objects > 0 && created
-		if !q.covers(key) || !overBytes && !overObjects {
+		if !q.covers(key) || !overBytes && !overObjects || same != nil && same(q) {
 			continue
 		}
 		b, n, err := tx.KeptUsage(q.Prefix)

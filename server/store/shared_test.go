@@ -273,3 +273,38 @@ func TestSharedStoreRacedKeepsTheRowsCreation(t *testing.T) {
 		t.Errorf("backend sidecar = %+v, %v; want a's blob %s created %v", sc, err, o.Blob, first.Created)
 	}
 }
+
+// TestSharedCopyRecheckedInItsTransaction: a copy checks a quota before it
+// commits and again inside its transaction, as a store does, so a store on
+// another node that filled the quota in between makes the copy fail, not
+// pass the quota.
+func TestSharedCopyRecheckedInItsTransaction(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := sharedPair(t, time.Minute, Quota{Name: "/q", Prefix: "q", Objects: 2})
+	for _, k := range []string{"q/1", "src/x"} {
+		if _, err := a.Put(ctx, k, bytes.NewReader([]byte(k)), Info{Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raced := false
+	prev := failpoint
+	failpoint = func(step string) error {
+		if step == "index" && !raced { // b has checked the quota, not begun its transaction
+			raced = true
+			if _, err := a.Put(ctx, "q/2", bytes.NewReader([]byte("fills it")), Info{Size: -1}); err != nil {
+				t.Errorf("a's store: %v", err)
+			}
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = prev })
+	if err := b.Copy(ctx, "src/x", "q/copy", false); !errors.Is(err, ErrQuota) || !raced {
+		t.Fatalf("copy into a quota filled meanwhile on another node: %v (raced: %v), want ErrQuota", err, raced)
+	}
+	if u := usage(t, a)[0]; u.UsedObjects != 2 {
+		t.Errorf("usage %d objects after the refused copy, want 2", u.UsedObjects)
+	}
+	if _, err := a.Stat(ctx, "q/copy"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused copy is there: %v", err)
+	}
+}
