@@ -111,7 +111,7 @@ func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) 
 		if err := s.putObject(tx, &o, guessed, &old, &change); err != nil {
 			return err
 		}
-		if err := s.checkQuotaTx(tx, o.Key, o.Size-old.Size, change == ChangeCreated, nil); err != nil {
+		if err := s.checkQuotaTx(tx, o.Key, o.Size-old.Size, change == ChangeCreated, false, nil); err != nil {
 			return err
 		}
 		if old.Blob != o.Blob {

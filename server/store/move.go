@@ -48,6 +48,7 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 	}
 	dstObj, dstObjErr := s.get(ctx, dst)
 	_, dstDirErr := s.StatDir(ctx, dst)
+	var added amount
 	if exists := dstObjErr == nil || dstDirErr == nil; overwrite || !exists {
 		var from, replaced *Object
 		if isObj {
@@ -56,7 +57,8 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 		if dstObjErr == nil && overwrite {
 			replaced = &dstObj
 		}
-		if err := s.checkMoveQuota(ctx, src, dst, from, replaced, dstDirErr == nil && overwrite, move); err != nil {
+		var err error
+		if added, err = s.checkMoveQuota(ctx, src, dst, from, replaced, dstDirErr == nil && overwrite, move); err != nil {
 			return err
 		}
 	}
@@ -89,7 +91,7 @@ func (s *Store) moveOrCopy(ctx context.Context, src, dst string, overwrite, move
 		return s.moveObject(ctx, srcObj, dst, move)
 	}
 	if move {
-		return s.moveDir(ctx, src, dst)
+		return s.moveDir(ctx, src, dst, added)
 	}
 	return s.copyDir(ctx, src, dst)
 }
@@ -142,7 +144,7 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 		if move {
 			same = func(q Quota) bool { return q.covers(src) }
 		}
-		if err := s.checkQuotaTx(tx, o.Key, o.Size-replaced.Size, !found, same); err != nil {
+		if err := s.checkQuotaTx(tx, o.Key, o.Size-replaced.Size, !found, false, same); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, ChangeCreated, o)
@@ -160,13 +162,13 @@ func (s *Store) moveObject(ctx context.Context, o Object, dst string, move bool)
 	return nil
 }
 
-func (s *Store) moveDir(ctx context.Context, src, dst string) error {
+func (s *Store) moveDir(ctx context.Context, src, dst string, added amount) error {
 	srcParent, _ := Split(src)
 	dstParent, _ := Split(dst)
 	// A folder only in the index (its tree gone behind our back) moves there alone.
 	onDisk := !s.shared // a shared index is the only record
 	if !onDisk {
-		return s.moveDirIndex(ctx, src, dst)
+		return s.moveDirIndex(ctx, src, dst, added)
 	}
 	if err := s.root.Rename("objects/"+src, "objects/"+dst); errors.Is(err, fs.ErrNotExist) {
 		onDisk = false
@@ -183,7 +185,7 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 		err = s.syncDir(join("objects", dstParent))
 	}
 	if err == nil {
-		err = s.moveDirIndex(ctx, src, dst)
+		err = s.moveDirIndex(ctx, src, dst, added)
 	}
 	if err != nil {
 		return s.rollback(undo, err)
@@ -191,7 +193,10 @@ func (s *Store) moveDir(ctx context.Context, src, dst string) error {
 	return nil
 }
 
-func (s *Store) moveDirIndex(ctx context.Context, src, dst string) error {
+// moveDirIndex moves the folder src to dst in the index, and checks again,
+// in the transaction, the quotas over and below dst that the move adds
+// added to (checkMoveQuota), as a store does.
+func (s *Store) moveDirIndex(ctx context.Context, src, dst string, added amount) error {
 	return s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
 			return err
@@ -200,6 +205,10 @@ func (s *Store) moveDirIndex(ctx context.Context, src, dst string) error {
 			return err
 		}
 		if err := tx.MoveTree(src, dst); err != nil {
+			return err
+		}
+		within := func(q Quota) bool { return q.covers(src) }
+		if err := s.checkQuotaTx(tx, dst, added.bytes, added.objects > 0, true, within); err != nil {
 			return err
 		}
 		return s.enqueueTree(ctx, tx, ChangeCreated, dst)

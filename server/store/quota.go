@@ -30,10 +30,9 @@ var ErrQuota = errors.New("quota exceeded")
 // different keys that race into the same quota may each fit alone and
 // together overshoot it, by at most one object each.
 // Moves and copies hold the store's tree lock, so on one node they do not
-// race. In a cluster an object's copy or move, and each object of a folder's
-// copy, is checked again in its transaction as a store is; a folder's move
-// (one MoveTree) is checked before it commits only, and racing stores on
-// another node, it may pass a quota by what it brings.
+// race; in a cluster they are checked again in their transactions as stores
+// are (an object's copy or move, each object of a folder's copy, a folder's
+// move with the quotas below its destination).
 type Quota struct {
 	Name    string // as configured ("/kazoo/acct"): messages and metrics
 	Prefix  string // the folder's key; "" for the whole store
@@ -88,12 +87,19 @@ func (s *Store) trackQuotas(ctx context.Context) error {
 // together pass its quota. Whether a folder's row is kept is the index's
 // answer, not this process's: the nodes of a cluster share the rows. bytes
 // and created are what the change added; a quota for which same returns
-// true is left out (a move within it).
-func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created bool, same func(Quota) bool) error {
+// true is left out (a move within it). With folder true key is a folder
+// the change brought, and the quotas below it are checked too, as
+// checkMoveQuota does: whatever is below them came with the change.
+func (s *Store) checkQuotaTx(tx index.Tx, key string, bytes int64, created, folder bool, same func(Quota) bool) error {
 	for _, q := range s.quotas {
 		overBytes := q.Bytes > 0 && bytes > 0
 		overObjects := q.Objects > 0 && created
-		if !q.covers(key) || !overBytes && !overObjects || same != nil && same(q) {
+		if folder && strings.HasPrefix(q.Prefix, key+"/") {
+			overBytes, overObjects = q.Bytes > 0, q.Objects > 0
+		} else if !q.covers(key) {
+			continue
+		}
+		if !overBytes && !overObjects || same != nil && same(q) {
 			continue
 		}
 		b, n, err := tx.KeptUsage(q.Prefix)
@@ -206,9 +212,11 @@ func (s *Store) checkQuota(ctx context.Context, key string, bytes, objects int64
 
 // checkMoveQuota refuses a copy or move of src to dst that would exceed a
 // quota over dst. What it replaces at dst (overwrite) is counted as freed.
-func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Object, replaced *Object, replacedDir bool, move bool) error {
+// It returns what the change adds below dst, for moveDirIndex to check
+// again.
+func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Object, replaced *Object, replacedDir bool, move bool) (added amount, err error) {
 	if len(s.quotas) == 0 {
-		return nil
+		return amount{}, nil
 	}
 	var bytes, objects int64
 	if srcObj != nil {
@@ -216,7 +224,7 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 	} else {
 		b, n, err := s.idx.Usage(ctx, src)
 		if err != nil {
-			return readErr(err)
+			return amount{}, readErr(err)
 		}
 		bytes, objects = b, n
 	}
@@ -225,7 +233,7 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 	} else if replacedDir {
 		b, n, err := s.idx.Usage(ctx, dst)
 		if err != nil {
-			return readErr(err)
+			return amount{}, readErr(err)
 		}
 		bytes, objects = bytes-b, objects-n
 	}
@@ -233,11 +241,12 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 	if move {
 		same = func(q Quota) bool { return q.covers(src) }
 	}
+	added = amount{bytes, objects}
 	if err := s.checkQuota(ctx, dst, bytes, objects, same); err != nil {
-		return err
+		return added, err
 	}
 	if srcObj != nil {
-		return nil
+		return added, nil
 	}
 	// A folder brings its subfolders to quotas below dst too.
 	for _, q := range s.quotas {
@@ -246,21 +255,24 @@ func (s *Store) checkMoveQuota(ctx context.Context, src, dst string, srcObj *Obj
 		}
 		b, n, err := s.idx.Usage(ctx, src+q.Prefix[len(dst):])
 		if err != nil {
-			return readErr(err)
+			return amount{}, readErr(err)
 		}
 		if !replacedDir {
 			ub, un, err := s.idx.Usage(ctx, q.Prefix)
 			if err != nil {
-				return readErr(err)
+				return amount{}, readErr(err)
 			}
 			b, n = b+ub, n+un
 		}
 		if (q.Bytes > 0 && b > q.Bytes) || (q.Objects > 0 && n > q.Objects) {
-			return fmt.Errorf("%w: %s would hold %d bytes in %d objects, over its %d bytes or %d objects", ErrQuota, q.Name, b, n, q.Bytes, q.Objects)
+			return added, fmt.Errorf("%w: %s would hold %d bytes in %d objects, over its %d bytes or %d objects", ErrQuota, q.Name, b, n, q.Bytes, q.Objects)
 		}
 	}
-	return nil
+	return added, nil
 }
+
+// amount is bytes and objects a change adds.
+type amount struct{ bytes, objects int64 }
 
 // CheckQuota refuses, before its body is read, a store of size bytes at key
 // that a quota would refuse at the commit (ErrQuota), so that a client is

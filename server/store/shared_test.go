@@ -308,3 +308,41 @@ func TestSharedCopyRecheckedInItsTransaction(t *testing.T) {
 		t.Errorf("the refused copy is there: %v", err)
 	}
 }
+
+// TestSharedFolderMoveRecheckedInItsTransaction: a folder's move checks the
+// quotas it brings objects to again inside its transaction, so a store on
+// another node that filled one meanwhile makes the move fail, and leaves the
+// folder where it was.
+func TestSharedFolderMoveRecheckedInItsTransaction(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := sharedPair(t, time.Minute, Quota{Name: "/q", Prefix: "q", Objects: 2})
+	for _, k := range []string{"q/1", "src/d/x"} {
+		if _, err := a.Put(ctx, k, bytes.NewReader([]byte(k)), Info{Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raced := false
+	prev := failpoint
+	failpoint = func(step string) error {
+		if step == "index" && !raced { // b has checked the quota, not begun its transaction
+			raced = true
+			if _, err := a.Put(ctx, "q/2", bytes.NewReader([]byte("fills it")), Info{Size: -1}); err != nil {
+				t.Errorf("a's store: %v", err)
+			}
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = prev })
+	if err := b.Move(ctx, "src/d", "q/d", false); !errors.Is(err, ErrQuota) || !raced {
+		t.Fatalf("move into a quota filled meanwhile on another node: %v (raced: %v), want ErrQuota", err, raced)
+	}
+	if u := usage(t, a)[0]; u.UsedObjects != 2 {
+		t.Errorf("usage %d objects after the refused move, want 2", u.UsedObjects)
+	}
+	if _, err := a.Stat(ctx, "src/d/x"); err != nil {
+		t.Errorf("the folder's object after a refused move: %v", err)
+	}
+	if _, err := a.Stat(ctx, "q/d/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused move's object at the destination: %v", err)
+	}
+}
