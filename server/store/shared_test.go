@@ -245,23 +245,16 @@ func TestSharedStoreRacedKeepsTheRowsCreation(t *testing.T) {
 	ctx := context.Background()
 	a, b, _ := sharedPair(t, time.Minute)
 	var first Object
-	raced := false
-	prev := failpoint
-	failpoint = func(step string) error {
-		if step == "index" && !raced { // a has read the key, not begun its transaction
-			raced = true
-			var err error
-			if first, err = b.Put(ctx, "acct/x.mp3", bytes.NewReader([]byte("b's")), Info{Size: -1}); err != nil {
-				t.Errorf("b's store: %v", err)
-			}
+	raced := beforeTransaction(t, func() {
+		var err error
+		if first, err = b.Put(ctx, "acct/x.mp3", bytes.NewReader([]byte("b's")), Info{Size: -1}); err != nil {
+			t.Errorf("b's store: %v", err)
 		}
-		return nil
-	}
-	t.Cleanup(func() { failpoint = prev })
+	})
 	time.Sleep(10 * time.Millisecond)
 	o, err := a.Put(ctx, "acct/x.mp3", bytes.NewReader([]byte("a's")), Info{Size: -1})
-	if err != nil || !raced {
-		t.Fatalf("a's store: %v (raced: %v)", err, raced)
+	if err != nil || !*raced {
+		t.Fatalf("a's store: %v (raced: %v)", err, *raced)
 	}
 	if !o.Created.Equal(first.Created) {
 		t.Errorf("Put returned created %v; want b's %v", o.Created, first.Created)
@@ -274,75 +267,66 @@ func TestSharedStoreRacedKeepsTheRowsCreation(t *testing.T) {
 	}
 }
 
-// TestSharedCopyRecheckedInItsTransaction: a copy checks a quota before it
-// commits and again inside its transaction, as a store does, so a store on
-// another node that filled the quota in between makes the copy fail, not
-// pass the quota.
-func TestSharedCopyRecheckedInItsTransaction(t *testing.T) {
-	ctx := context.Background()
-	a, b, _ := sharedPair(t, time.Minute, Quota{Name: "/q", Prefix: "q", Objects: 2})
-	for _, k := range []string{"q/1", "src/x"} {
-		if _, err := a.Put(ctx, k, bytes.NewReader([]byte(k)), Info{Size: -1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raced := false
+// beforeTransaction makes the first change to reach failpoint "index" (it
+// has read what it needs and checked its quotas, and not begun its
+// transaction) call fn first, and reports whether it did.
+func beforeTransaction(t *testing.T, fn func()) *bool {
+	t.Helper()
+	done := new(bool)
 	prev := failpoint
 	failpoint = func(step string) error {
-		if step == "index" && !raced { // b has checked the quota, not begun its transaction
-			raced = true
-			if _, err := a.Put(ctx, "q/2", bytes.NewReader([]byte("fills it")), Info{Size: -1}); err != nil {
-				t.Errorf("a's store: %v", err)
-			}
+		if step == "index" && !*done {
+			*done = true
+			fn()
 		}
 		return nil
 	}
 	t.Cleanup(func() { failpoint = prev })
-	if err := b.Copy(ctx, "src/x", "q/copy", false); !errors.Is(err, ErrQuota) || !raced {
-		t.Fatalf("copy into a quota filled meanwhile on another node: %v (raced: %v), want ErrQuota", err, raced)
-	}
-	if u := usage(t, a)[0]; u.UsedObjects != 2 {
-		t.Errorf("usage %d objects after the refused copy, want 2", u.UsedObjects)
-	}
-	if _, err := a.Stat(ctx, "q/copy"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("the refused copy is there: %v", err)
-	}
+	return done
 }
 
-// TestSharedFolderMoveRecheckedInItsTransaction: a folder's move checks the
-// quotas it brings objects to again inside its transaction, so a store on
-// another node that filled one meanwhile makes the move fail, and leaves the
-// folder where it was.
-func TestSharedFolderMoveRecheckedInItsTransaction(t *testing.T) {
-	ctx := context.Background()
-	a, b, _ := sharedPair(t, time.Minute, Quota{Name: "/q", Prefix: "q", Objects: 2})
-	for _, k := range []string{"q/1", "src/d/x"} {
-		if _, err := a.Put(ctx, k, bytes.NewReader([]byte(k)), Info{Size: -1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raced := false
-	prev := failpoint
-	failpoint = func(step string) error {
-		if step == "index" && !raced { // b has checked the quota, not begun its transaction
-			raced = true
-			if _, err := a.Put(ctx, "q/2", bytes.NewReader([]byte("fills it")), Info{Size: -1}); err != nil {
-				t.Errorf("a's store: %v", err)
+// TestSharedCopyAndMoveRecheckedInTheirTransactions: a copy or a folder's
+// move checks the quotas it brings objects to before it commits and again
+// inside its transaction, as a store does, so a store on another node that
+// filled the quota in between makes it fail and leaves everything as it
+// was.
+func TestSharedCopyAndMoveRecheckedInTheirTransactions(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, dst, obj string // obj: the object at src, moved or copied
+		change              func(s *Store, src, dst string) error
+	}{
+		{"copy of an object", "src/x", "q/copy", "src/x", func(s *Store, src, dst string) error {
+			return s.Copy(context.Background(), src, dst, false)
+		}},
+		{"move of a folder", "src/d", "q/d", "src/d/x", func(s *Store, src, dst string) error {
+			return s.Move(context.Background(), src, dst, false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			a, b, _ := sharedPair(t, time.Minute, Quota{Name: "/q", Prefix: "q", Objects: 2})
+			for _, k := range []string{"q/1", tc.obj} {
+				if _, err := a.Put(ctx, k, bytes.NewReader([]byte(k)), Info{Size: -1}); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		return nil
-	}
-	t.Cleanup(func() { failpoint = prev })
-	if err := b.Move(ctx, "src/d", "q/d", false); !errors.Is(err, ErrQuota) || !raced {
-		t.Fatalf("move into a quota filled meanwhile on another node: %v (raced: %v), want ErrQuota", err, raced)
-	}
-	if u := usage(t, a)[0]; u.UsedObjects != 2 {
-		t.Errorf("usage %d objects after the refused move, want 2", u.UsedObjects)
-	}
-	if _, err := a.Stat(ctx, "src/d/x"); err != nil {
-		t.Errorf("the folder's object after a refused move: %v", err)
-	}
-	if _, err := a.Stat(ctx, "q/d/x"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("the refused move's object at the destination: %v", err)
+			raced := beforeTransaction(t, func() {
+				if _, err := a.Put(ctx, "q/2", bytes.NewReader([]byte("fills it")), Info{Size: -1}); err != nil {
+					t.Errorf("a's store: %v", err)
+				}
+			})
+			if err := tc.change(b, tc.src, tc.dst); !errors.Is(err, ErrQuota) || !*raced {
+				t.Fatalf("into a quota filled meanwhile on another node: %v (raced: %v), want ErrQuota", err, *raced)
+			}
+			if u := usage(t, a)[0]; u.UsedObjects != 2 {
+				t.Errorf("usage %d objects after the refused change, want 2", u.UsedObjects)
+			}
+			if _, err := a.Stat(ctx, tc.obj); err != nil {
+				t.Errorf("the source after a refused change: %v", err)
+			}
+			if _, err := a.Stat(ctx, tc.dst+tc.obj[len(tc.src):]); !errors.Is(err, ErrNotFound) {
+				t.Errorf("the refused change's object at the destination: %v", err)
+			}
+		})
 	}
 }
