@@ -193,9 +193,9 @@ func (s *Store) moveDir(ctx context.Context, src, dst string, added amount) erro
 	return nil
 }
 
-// moveDirIndex moves the folder src to dst in the index, and checks again,
-// in the transaction, the quotas over and below dst that the move adds
-// added to (checkMoveQuota), as a store does.
+// moveDirIndex moves the folder src to dst in the index and, as a store
+// does, checks again in the transaction the quotas over dst that the move
+// adds to (added is what checkMoveQuota counted) and the quotas below dst.
 func (s *Store) moveDirIndex(ctx context.Context, src, dst string, added amount) error {
 	return s.update(ctx, func(tx index.Tx) error {
 		if err := failpoint("index"); err != nil {
