@@ -91,7 +91,10 @@ func retentionRun(c *cli.Context) error {
 			"`attachd retention run` works on a single node's data directory")
 	}
 	log := newLogger(cfg.Log, c.App.ErrWriter)
-	opts := store.Options{Logger: log}
+	// The server's quotas, so that the index keeps their folders' usage
+	// rows through the run rather than dropping them for the next start to
+	// sum again.
+	opts := store.Options{Logger: log, Quotas: cfg.StoreQuotas()}
 	for _, h := range cfg.Hooks {
 		opts.Sinks = append(opts.Sinks, hooks.Sink(h)) // the deletes' events wait for the server's hooks
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,6 +64,9 @@ max_age = "12w"
 [[hold]]
 prefix = "/k/acct/held"
 note = "case 9"
+[[quota]]
+prefix = "/k"
+objects = 100
 `, data)), 0o600)
 
 	out, err := runRetention("plan", "-c", cfg)
@@ -91,6 +95,18 @@ note = "case 9"
 	out, err = runRetention("run", "-c", cfg, "--rate", "100")
 	if err != nil || !strings.Contains(out, "DELETED") {
 		t.Fatalf("run: %v\n%s", err, out)
+	}
+	// The run kept the usage row of the configured quota's folder, up to
+	// date, for the server.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "index.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objects int64
+	err = db.QueryRow(`SELECT objects FROM folder_usage WHERE prefix = 'k'`).Scan(&objects)
+	db.Close()
+	if err != nil || objects != 2 {
+		t.Errorf("usage row of /k after the run: %d objects, %v; want 2", objects, err)
 	}
 	st, err = store.Open(data, store.Options{Sinks: []string{hooks.Sink("audit")}})
 	if err != nil {
