@@ -212,6 +212,43 @@ func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storedBytes, prometheus.GaugeValue, float64(c.bytes))
 }
 
+// readCacheCollector exports the read cache's counters (store/copies.go);
+// nothing without a cache.
+type readCacheCollector struct{ s *Server }
+
+var (
+	readCacheHits      = prometheus.NewDesc("attachd_read_cache_hits_total", "Reads of a remote blob served from this node's copy.", nil, nil)
+	readCacheMisses    = prometheus.NewDesc("attachd_read_cache_misses_total", "Reads of a remote blob this node had no copy of.", nil, nil)
+	readCacheFills     = prometheus.NewDesc("attachd_read_cache_fills_total", "Copies kept from whole reads of the backend (verified by their SHA-256).", nil, nil)
+	readCacheEvictions = prometheus.NewDesc("attachd_read_cache_evictions_total", "Copies removed to stay within read_cache.", nil, nil)
+	readCacheBytes     = prometheus.NewDesc("attachd_read_cache_bytes", "Bytes of the copies held (each counted at 64 KiB at least).", nil, nil)
+	readCacheCopies    = prometheus.NewDesc("attachd_read_cache_copies", "Copies held.", nil, nil)
+)
+
+func (c readCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{readCacheHits, readCacheMisses, readCacheFills, readCacheEvictions, readCacheBytes, readCacheCopies} {
+		ch <- d
+	}
+}
+
+func (c readCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c.s.store.ReadCacheStats()
+	if !ok {
+		return
+	}
+	for _, m := range []struct {
+		d *prometheus.Desc
+		t prometheus.ValueType
+		v int64
+	}{
+		{readCacheHits, prometheus.CounterValue, st.Hits}, {readCacheMisses, prometheus.CounterValue, st.Misses},
+		{readCacheFills, prometheus.CounterValue, st.Fills}, {readCacheEvictions, prometheus.CounterValue, st.Evictions},
+		{readCacheBytes, prometheus.GaugeValue, st.Bytes}, {readCacheCopies, prometheus.GaugeValue, int64(st.Copies)},
+	} {
+		ch <- prometheus.MustNewConstMetric(m.d, m.t, float64(m.v))
+	}
+}
+
 // accessLog writes the request's access line. Its fields, and every other
 // log line's, keep one meaning each across attachd (docs/operations.md,
 // "Logs"): remote is the client, peer the proxy it came through.

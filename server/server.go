@@ -105,7 +105,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.m = newMetrics(s.reg)
-	s.reg.MustRegister(outboxCollector{s}, quotaCollector{s}, pluginCollector{s}, &usageCollector{s: s}, buildInfo())
+	s.reg.MustRegister(outboxCollector{s}, quotaCollector{s}, pluginCollector{s}, &usageCollector{s: s}, readCacheCollector{s}, buildInfo())
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -124,6 +124,7 @@ func (s *Server) open() error {
 		BlobGrace: time.Duration(cfg.Index.BlobGrace), Quotas: cfg.StoreQuotas()}
 	if backend != nil {
 		opts.Remote, opts.Through = backend, cfg.Storage.WriteMode == store.WriteThrough
+		opts.ReadCache = int64(cfg.Storage.ReadCache)
 		if c := cfg.Cluster; c.AdvertiseURL != "" {
 			opts.Peers = newPeers(backend, c.AdvertiseURL, c.Secret)
 			opts.Node = strings.TrimPrefix(nodeName(c.AdvertiseURL), nodesPrefix)
@@ -520,6 +521,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.store.CollectBlobs(bg) }()
 	}
+	bgDone.Add(1)
+	go func() { defer bgDone.Done(); s.store.SweepReadCache(bg) }()
 	s.startRetention(bg, &bgDone)
 	if s.tls != nil {
 		bgDone.Add(1)

@@ -25,6 +25,7 @@ import (
 	"github.com/attachd/attachd/server/kazoo"
 	"github.com/attachd/attachd/server/retention"
 	"github.com/attachd/attachd/server/store"
+	"github.com/attachd/attachd/server/store/readcache"
 	"github.com/attachd/attachd/server/tlsconf"
 )
 
@@ -256,6 +257,7 @@ type Plugins struct {
 type Storage struct {
 	Backend   string          `toml:"backend"`    // store.LocalBackend or a storage plugin's name
 	WriteMode store.WriteMode `toml:"write_mode"` // store.WriteSpool or store.WriteThrough
+	ReadCache Size            `toml:"read_cache"` // bytes of blob copies kept in data_dir/cache for reads, with a plugin backend; 0: none
 }
 
 // Remote reports whether a storage plugin holds the bytes.
@@ -309,7 +311,7 @@ func Default() Config {
 		Kazoo:   kazoo.DefaultConfig(),
 		DAV:     dav.DefaultConfig(),
 		UI:      UI{Enabled: true, SessionIdle: Duration(30 * time.Minute), SessionMax: Duration(12 * time.Hour), PageSize: 50},
-		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool},
+		Storage: Storage{Backend: store.LocalBackend, WriteMode: store.WriteSpool, ReadCache: 1 << 30},
 	}
 }
 
@@ -630,6 +632,12 @@ func (c *Config) validateRetention() error {
 func (c *Config) validatePlugins() error {
 	if c.Storage.Backend == "" {
 		c.Storage.Backend = store.LocalBackend
+	}
+	if c.Storage.ReadCache < 0 {
+		return keyErr("storage.read_cache", "must be 0 (no copies) or more, got %d", c.Storage.ReadCache)
+	}
+	if c.Storage.ReadCache > 0 && c.Storage.ReadCache < 8*readcache.MinCost {
+		return keyErr("storage.read_cache", "want 0 (no copies) or at least %d bytes (one copy takes at most an eighth), got %d", 8*readcache.MinCost, c.Storage.ReadCache)
 	}
 	if c.Storage.Remote() {
 		if !pluginName.MatchString(c.Storage.Backend) {

@@ -74,7 +74,7 @@ func (s *Store) collect(ctx context.Context, blob string) error {
 		return readErr(err)
 	}
 	s.evict(blob)
-	return remoteErr("delete blob", s.remote.Delete(ctx, remoteBlob(blob)))
+	return remoteErr("delete blob", s.deleteRemoteBlob(ctx, blob))
 }
 
 // sweepSpool removes the blobs of this node's spool that no object names:

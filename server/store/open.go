@@ -8,9 +8,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/attachd/attachd/server/store/readcache"
 )
 
 // Open opens (creating if needed) the data directory dir. It takes an
@@ -27,7 +30,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, root: root, log: opts.Logger, maxSize: opts.MaxSize, sinks: opts.Sinks,
 		remote: opts.Remote, peers: opts.Peers, shared: opts.IndexURL != "", indexURL: opts.IndexURL, blobGrace: opts.BlobGrace,
-		replicateSink: ReplicateSink, quotas: opts.Quotas}
+		replicateSink: ReplicateSink, quotas: opts.Quotas, readCacheSize: opts.ReadCache}
 	if s.shared {
 		if s.remote == nil {
 			return nil, errors.New("a shared index needs a storage backend that every node shares")
@@ -90,6 +93,11 @@ func (s *Store) open() error {
 	}
 	if err := s.sweepTemp(); err != nil {
 		return err
+	}
+	if s.remote != nil && s.readCacheSize > 0 {
+		if s.copies, err = readcache.Open(filepath.Join(s.dir, "cache"), s.readCacheSize, s.log); err != nil {
+			return err
+		}
 	}
 	_, cleanErr := s.root.Stat("clean-shutdown")
 	if s.shared {
@@ -159,6 +167,10 @@ func (s *Store) Close() error {
 			errs = append(errs, s.syncDir("."))
 		}
 		s.idx = nil
+	}
+	if s.copies != nil {
+		errs = append(errs, s.copies.Close())
+		s.copies = nil
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())

@@ -98,8 +98,15 @@ func (s *Store) OpenVersion(o Object) (ReadSeekCloser, error) {
 		err = fmt.Errorf("bad blob name %q", o.Blob)
 	}
 	if errors.Is(err, fs.ErrNotExist) && s.remote != nil {
+		if c, ok := s.openCopy(o); ok {
+			return c, nil
+		}
 		// Moved on from the spool, or in another node's: read it from there.
-		return s.openElsewhere(context.Background(), o)
+		r, err := s.openElsewhere(context.Background(), o)
+		if err != nil {
+			return nil, err
+		}
+		return s.copying(r, o), nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound

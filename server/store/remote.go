@@ -98,7 +98,7 @@ func (s *Store) undoThrough(ctx context.Context, o, old Object) {
 		err = s.remote.Delete(ctx, remoteSidecar(o.Key))
 	}
 	if err == nil {
-		err = s.remote.Delete(ctx, remoteBlob(o.Blob))
+		err = s.deleteRemoteBlob(ctx, o.Blob)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Warn("could not undo a failed write-through store in the backend", "key", UnescapeKey(o.Key), "err", err)

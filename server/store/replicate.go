@@ -91,7 +91,7 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 			return remoteErr("delete sidecar", err)
 		}
 		if !s.shared && !s.blobReferenced(ctx, d.Blob) {
-			return remoteErr("delete blob", s.remote.Delete(ctx, remoteBlob(d.Blob)))
+			return remoteErr("delete blob", s.deleteRemoteBlob(ctx, d.Blob))
 		}
 		return nil
 	case err != nil:
@@ -117,7 +117,7 @@ func (s *Store) replicate(ctx context.Context, d Delivery) error {
 		return err
 	}
 	if d.PrevBlob != "" && d.PrevBlob != o.Blob && !s.shared && !s.blobReferenced(ctx, d.PrevBlob) {
-		if err := s.remote.Delete(ctx, remoteBlob(d.PrevBlob)); err != nil {
+		if err := s.deleteRemoteBlob(ctx, d.PrevBlob); err != nil {
 			return remoteErr("delete replaced blob", err)
 		}
 	}
@@ -132,6 +132,6 @@ func (s *Store) evictIfCurrent(ctx context.Context, o Object) {
 	mu.Lock()
 	defer mu.Unlock()
 	if cur, err := s.get(ctx, o.Key); err == nil && cur.Blob == o.Blob {
-		s.evict(o.Blob)
+		s.retire(o.Blob, o.Size)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/attachd/attachd/plugins/blob"
 	"github.com/attachd/attachd/server/index"
+	"github.com/attachd/attachd/server/store/readcache"
 )
 
 // Errors a front end maps to status codes.
@@ -71,6 +72,10 @@ type Options struct {
 	BlobGrace time.Duration
 	// Quotas limit the bytes and objects below folders (quota.go).
 	Quotas []Quota
+	// ReadCache, with Remote, bounds the bytes of the blob copies this node
+	// keeps for reads in its data directory (cache/; readcache.go); 0 keeps
+	// none.
+	ReadCache int64
 }
 
 // Store is the object store over one data directory. It is safe for
@@ -99,6 +104,9 @@ type Store struct {
 	remote Backend
 	peers  Backend // the other nodes' spools, in a cluster; or nil
 	writes writes  // how changes reach remote
+	// copies holds local copies of remote blobs for reads; nil if none.
+	copies        *readcache.Cache
+	readCacheSize int64
 	// shared is an index that other nodes write too (Options.IndexURL):
 	// the index is then the only record, nothing read from it is kept in
 	// memory, and replaced blobs leave the backend after blobGrace.

@@ -99,9 +99,9 @@ func (w throughWrites) failedCommit(ctx context.Context, o, old Object, err erro
 
 func (w throughWrites) committed(ctx context.Context, o, old Object) {
 	s := w.s
-	s.evict(o.Blob)
+	s.retire(o.Blob, o.Size)
 	if old.Blob != "" && old.Blob != o.Blob && !s.shared && !s.blobReferenced(ctx, old.Blob) {
-		if err := s.remote.Delete(ctx, remoteBlob(old.Blob)); err != nil {
+		if err := s.deleteRemoteBlob(ctx, old.Blob); err != nil {
 			s.log.Warn("could not delete a replaced blob in the backend", "blob", old.Blob, "err", err)
 		}
 	}
@@ -120,6 +120,6 @@ func (w throughWrites) deleted(ctx context.Context, o Object) {
 	if err := s.remote.Delete(ctx, remoteSidecar(o.Key)); err != nil {
 		s.log.Warn("could not delete the sidecar in the backend", "key", UnescapeKey(o.Key), "err", err)
 	} else if !s.shared && !s.blobReferenced(ctx, o.Blob) {
-		s.remote.Delete(ctx, remoteBlob(o.Blob)) // with a shared index, after the grace (gc.go)
+		s.deleteRemoteBlob(ctx, o.Blob) // with a shared index, after the grace (gc.go)
 	}
 }
