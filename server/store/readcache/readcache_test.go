@@ -192,8 +192,8 @@ func TestAdoptAndRemove(t *testing.T) {
 // boot of the machine; after another boot, only a clean close keeps them.
 func TestReopen(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		state  func(dir string) // what the directory says after the first run
+		name  string
+		state func(dir string) // what the directory says after the first run
 		keeps bool
 	}{
 		{"closed", nil, true},
