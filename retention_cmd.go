@@ -108,6 +108,7 @@ func retentionRun(c *cli.Context) error {
 			return err
 		}
 		opts.Through = cfg.Storage.WriteMode == store.WriteThrough
+		opts.ReadCache = int64(cfg.Storage.ReadCache) // so that a delete removes this node's copy too
 	}
 	// Open flocks the data directory: it refuses while a server holds it.
 	st, err := store.Open(cfg.DataDir, opts)

@@ -96,11 +96,12 @@ func (r *fillingReader) Close() error {
 	return r.remoteReader.Close()
 }
 
-// SweepReadCache removes, every blob grace until ctx ends, the copies of
-// blobs that no object names any more: those another node deleted, or
-// that this node deleted while a read was filling a copy. The backend keeps
-// such a blob for the grace too (gc.go), so a deleted object's bytes leave
-// this node about when they leave the backend.
+// SweepReadCache removes, at once and then every blob grace until ctx
+// ends, the copies of blobs that no object names any more: those another
+// node deleted, or a command while the server was stopped, or this node
+// while a read was filling a copy. The backend keeps such a blob for the
+// grace too (gc.go), so a deleted object's bytes leave this node about
+// when they leave the backend.
 func (s *Store) SweepReadCache(ctx context.Context) {
 	if s.copies == nil {
 		return
@@ -112,13 +113,13 @@ func (s *Store) SweepReadCache(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if _, err := s.sweepCopies(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("read cache: cannot check its copies against the index; trying again later", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if _, err := s.sweepCopies(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("read cache: cannot check its copies against the index; trying again later", "err", err)
 		}
 	}
 }
