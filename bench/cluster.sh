@@ -11,7 +11,7 @@ usage() {
 	cat <<'EOF'
 usage: bench/cluster.sh [--rounds N] [--write-mode through|spool] [--only put,get,rt]
                         [--targets cluster,single-lb,single,single-s3] [--rt-puts N] [--pg-delay MS]
-                        [--wait-quiet S] [--rev REV]
+                        [--read-cache SIZE] [--wait-quiet S] [--rev REV]
        bench/cluster.sh --report RAWDIR
 
   --rounds N         interleaved rounds, target order rotated each round (default 3)
@@ -27,6 +27,8 @@ usage: bench/cluster.sh [--rounds N] [--write-mode through|spool] [--only put,ge
   --pg-delay MS      in the round-trip step, bench/pgcount holds each answer that ends a round
                      trip MS milliseconds (default 0): the sequential PUT latency it reports is
                      then that of nodes whose PostgreSQL is that far away
+  --read-cache SIZE  [storage] read_cache of the S3-backed nodes (default: attachd's default;
+                     "0" reads every GET's bytes from the backend)
   --wait-quiet S     before each measurement, wait up to S s (default 0) while other
                      processes keep more than 15 % of the CPUs busy (shared machines)
   --rev REV          build attachd and the plugins from git revision REV (git archive into
@@ -121,6 +123,7 @@ END {
 	label["single-s3"] = "1 node, SQLite index, S3 (MinIO), " meta["write_mode"]
 
 	printf "# attachd as a cluster vs one node: %s, write mode %s\n\n", meta["date"], meta["write_mode"]
+	if ("read_cache" in meta) printf "- Read cache of the S3-backed nodes (`[storage] read_cache`): %s.\n", meta["read_cache"]
 	printf "- Run: %d interleaved round(s), steps: %s; target order rotated each round (", rounds, meta["steps"]
 	for (r = 1; r <= rounds; r++) printf "%sr%d: %s", (r > 1 ? "; " : ""), r, order[r]
 	printf "); `sync` + 2 s pause before every measurement; took %s.\n", meta["elapsed"]
@@ -210,6 +213,7 @@ ONLY=put,get,rt
 TARGET_LIST=cluster,single-lb,single,single-s3
 RT_PUTS=1000
 PG_DELAY=0
+READ_CACHE=
 WAIT_QUIET=0
 ATTACHD_REV=
 while [ $# -gt 0 ]; do
@@ -226,6 +230,8 @@ while [ $# -gt 0 ]; do
 	--rt-puts=*) RT_PUTS=${1#*=} ;;
 	--pg-delay) [ $# -ge 2 ] || die "--pg-delay needs milliseconds"; PG_DELAY=$2; shift ;;
 	--pg-delay=*) PG_DELAY=${1#*=} ;;
+	--read-cache) [ $# -ge 2 ] || die "--read-cache needs a size"; READ_CACHE=$2; shift ;;
+	--read-cache=*) READ_CACHE=${1#*=} ;;
 	--wait-quiet) [ $# -ge 2 ] || die "--wait-quiet needs seconds"; WAIT_QUIET=$2; shift ;;
 	--wait-quiet=*) WAIT_QUIET=${1#*=} ;;
 	--rev) [ $# -ge 2 ] || die "--rev needs a git revision"; ATTACHD_REV=$2; shift ;;
@@ -237,6 +243,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+READ_CACHE_TOML=${READ_CACHE:+"read_cache = \"$READ_CACHE\""}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
 [[ $RT_PUTS =~ ^[1-9][0-9]*$ ]] || die "--rt-puts must be a positive integer, got '$RT_PUTS'"
 [[ $PG_DELAY =~ ^[0-9]+$ ]] || die "--pg-delay must be a whole number of milliseconds, got '$PG_DELAY'"
@@ -418,6 +425,7 @@ dir = "$WORK/plugins"
 [storage]
 backend = "s3"
 write_mode = "$WRITE_MODE"
+$READ_CACHE_TOML
 [plugin.s3]
 sha256 = "$PLUGIN_SHA"
 [plugin.s3.config]
@@ -728,6 +736,7 @@ meta rounds "$ROUNDS"
 meta steps "${STEPS[*]}$([ -n "${WANT[rt]:-}" ] && echo ' rt')"
 meta targets "${TARGETS[*]}"
 meta write_mode "$WRITE_MODE"
+meta read_cache "${READ_CACHE:-default (1GiB)}"
 meta machine "$(nproc) vCPU ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)), $(awk '/^MemTotal:/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
 meta datafs "$(df -T "$DATA_ROOT" | awk 'NR==2{print $2" ("$1")"}') under $WORK"
 if [ -n "$ATTACHD_REV" ]; then

@@ -588,3 +588,53 @@ func TestClusterQuota(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterReadCache: each node reads an object's bytes from the backend
+// once, then from its own copy (the node that stored it, in through mode,
+// never from the backend); the copies hold the stored bytes, and a delete
+// on one node is 404 on every node at once, copies or not.
+func TestClusterReadCache(t *testing.T) {
+	for _, mode := range []string{"through", "spool"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			nodes := startNodes(t, 3, config{Extra: sharedBackend(t, mode)}, pgtest.Database(t))
+			url := func(i int, p string) string { return "http://" + nodes[i].Addr + p }
+			body := bytes.Repeat([]byte("a voicemail of some length "), 12000)
+			if code, _, b := do(t, "PUT", url(0, "/acct/cached.mp3"), nil, body); code != 201 {
+				t.Fatalf("PUT on node 0: %d %s", code, b)
+			}
+			for i := 1; i < 3; i++ {
+				for range 3 {
+					if code, _, got := do(t, "GET", url(i, "/acct/cached.mp3"), nil, nil); code != 200 || !bytes.Equal(got, body) {
+						t.Fatalf("node %d: GET: %d, %d bytes", i, code, len(got))
+					}
+				}
+				m := scrape(t, nodes[i])
+				for name, want := range map[string]float64{"attachd_read_cache_misses_total": 1, "attachd_read_cache_fills_total": 1,
+					"attachd_read_cache_hits_total": 2, "attachd_read_cache_copies": 1} {
+					if v, _ := find(m, name); v != want {
+						t.Errorf("node %d after three GETs: %s = %v, want %v", i, name, v, want)
+					}
+				}
+			}
+			if mode == "through" {
+				do(t, "GET", url(0, "/acct/cached.mp3"), nil, nil)
+				m := scrape(t, nodes[0])
+				if hits, _ := find(m, "attachd_read_cache_hits_total"); hits != 1 {
+					t.Errorf("node 0, which stored the object: %v reads from its copy, want 1", hits)
+				}
+				if misses, _ := find(m, "attachd_read_cache_misses_total"); misses != 0 {
+					t.Errorf("node 0, which stored the object: %v reads from the backend, want 0", misses)
+				}
+			}
+			if code, _, b := do(t, "DELETE", url(1, "/dav/acct/cached.mp3"), nil, nil); code != 204 {
+				t.Fatalf("DELETE on node 1: %d %s", code, b)
+			}
+			for i := range 3 {
+				if code, _, _ := do(t, "GET", url(i, "/acct/cached.mp3"), nil, nil); code != 404 {
+					t.Errorf("node %d: GET after a delete on node 1: %d, want 404", i, code)
+				}
+			}
+		})
+	}
+}
