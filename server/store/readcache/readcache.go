@@ -328,9 +328,10 @@ type Filler struct {
 	name   string
 	size   int64
 	sha256 string
-	f      *os.File
+	f      *os.File // created by the first Write: a reader that reads nothing (HEAD) costs no file
 	h      hash.Hash
 	n      int64
+	ended  bool
 }
 
 // Fill starts a copy of the named blob, of size bytes with the given SHA-256
@@ -350,13 +351,7 @@ func (c *Cache) Fill(name string, size int64, sha256hex string) *Filler {
 	if held || busy {
 		return nil
 	}
-	f, err := os.CreateTemp(c.dir, ".fill-*")
-	if err != nil {
-		c.done(name)
-		c.log.Debug("read cache: cannot start a copy", "blob", name, "err", err)
-		return nil
-	}
-	return &Filler{c: c, name: name, size: size, sha256: sha256hex, f: f, h: sha256.New()}
+	return &Filler{c: c, name: name, size: size, sha256: sha256hex, h: sha256.New()}
 }
 
 func (c *Cache) done(name string) {
@@ -367,12 +362,20 @@ func (c *Cache) done(name string) {
 
 // Write appends the next bytes of the blob. An error abandons the copy.
 func (w *Filler) Write(p []byte) error {
-	if w.f == nil {
+	if w.ended {
 		return errors.New("read cache: copy abandoned")
 	}
 	if w.n+int64(len(p)) > w.size {
 		w.Abort()
 		return errors.New("read cache: more bytes than the blob's size")
+	}
+	if w.f == nil {
+		f, err := os.CreateTemp(w.c.dir, ".fill-*")
+		if err != nil {
+			w.Abort()
+			return err
+		}
+		w.f = f
 	}
 	w.h.Write(p)
 	if _, err := w.f.Write(p); err != nil {
@@ -389,12 +392,20 @@ func (w *Filler) Written() int64 { return w.n }
 // Finish keeps the copy if it is whole and its hash is the blob's, and
 // abandons it otherwise.
 func (w *Filler) Finish() error {
-	if w.f == nil {
+	if w.ended {
 		return errors.New("read cache: copy abandoned")
+	}
+	if w.f == nil { // an empty blob: its copy is an empty file
+		f, err := os.CreateTemp(w.c.dir, ".fill-*")
+		if err != nil {
+			w.Abort()
+			return err
+		}
+		w.f = f
 	}
 	defer w.c.done(w.name)
 	f := w.f
-	w.f = nil
+	w.f, w.ended = nil, true
 	sum := hex.EncodeToString(w.h.Sum(nil))
 	var err error
 	switch {
@@ -420,11 +431,14 @@ func (w *Filler) Finish() error {
 
 // Abort abandons the copy.
 func (w *Filler) Abort() {
-	if w.f == nil {
+	if w.ended {
 		return
 	}
-	w.f.Close()
-	os.Remove(w.f.Name())
-	w.f = nil
+	if w.f != nil {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		w.f = nil
+	}
+	w.ended = true
 	w.c.done(w.name)
 }

@@ -235,3 +235,22 @@ func TestOpenRefusesNoRoom(t *testing.T) {
 		t.Fatal("a cache of 0 bytes opened")
 	}
 }
+
+// TestFillWithoutBytes: an empty blob is kept as an empty copy, and a reader
+// that reads nothing (a HEAD) leaves no file behind.
+func TestFillWithoutBytes(t *testing.T) {
+	c := open(t, t.TempDir(), 64<<20)
+	_, sum := blob(0)
+	w := c.Fill(name(0), 0, sum)
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := read(t, c, name(0)); !ok || len(got) != 0 {
+		t.Fatalf("empty copy: held %v, %d bytes", ok, len(got))
+	}
+	b, sum := blob(5000)
+	c.Fill(name(1), int64(len(b)), sum).Abort()
+	if des, _ := os.ReadDir(c.dir); len(des) != 2 { // the state file and the empty copy
+		t.Errorf("cache directory holds %d entries, want 2", len(des))
+	}
+}
