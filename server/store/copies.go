@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/attachd/attachd/server/store/readcache"
@@ -15,6 +18,27 @@ import (
 // is immutable, so it needs no invalidation; copies of blobs no object
 // names any more are removed when this node deletes them from the backend
 // and, for what other nodes delete, by SweepReadCache.
+
+// openCopies opens the read cache in data_dir/cache, or, without one,
+// removes what an earlier configuration kept there: copies that nothing
+// would remove once their objects are deleted. A cache that cannot be
+// opened is logged and done without; reads then go to the backend.
+func (s *Store) openCopies() error {
+	dir := filepath.Join(s.dir, "cache")
+	if s.remote == nil || s.readCacheSize <= 0 {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove the read cache of an earlier configuration: %w", err)
+		}
+		return nil
+	}
+	c, err := readcache.Open(dir, s.readCacheSize, s.log)
+	if err != nil {
+		s.log.Warn("running without a read cache: every read goes to the backend", "err", err)
+		return nil
+	}
+	s.copies = c
+	return nil
+}
 
 // openCopy opens this node's copy of o's blob, if it keeps one.
 func (s *Store) openCopy(o Object) (ReadSeekCloser, bool) {
@@ -81,7 +105,7 @@ func (r *fillingReader) Read(p []byte) (int, error) {
 		r.fill = nil
 	case r.fill.Written() == r.size:
 		if ferr := r.fill.Finish(); ferr != nil {
-			r.s.log.Warn("read cache: not keeping a copy of a blob read from the backend", "blob", r.name, "err", ferr)
+			r.s.log.Warn("read cache: not keeping a copy of a blob read from the backend", "blob", strings.TrimPrefix(r.name, remoteBlob("")), "err", ferr)
 		}
 		r.fill = nil
 	}

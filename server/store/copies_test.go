@@ -169,6 +169,42 @@ func TestReadCacheSpool(t *testing.T) {
 	if !bytes.Equal(readAll(t, s, "acct/vm.mp3"), body) || remote.opens.Load() != 0 {
 		t.Fatalf("read from the copy: %d reads from the backend", remote.opens.Load())
 	}
+	// Deleted: the replicator removes the copy with the blob.
+	if err := s.Delete(ctx, "acct/vm.mp3"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); copyHeld(s, o.Blob); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a deleted object's copy is still held after replication")
+		}
+	}
+}
+
+// TestReadCacheTurnedOff: a store opened without a read cache removes the
+// copies an earlier configuration kept, which nothing would remove when
+// their objects are deleted.
+func TestReadCacheTurnedOff(t *testing.T) {
+	dir := t.TempDir()
+	remote := newCountingBackend(t, t.TempDir())
+	s, err := Open(dir, Options{Remote: remote, Through: true, ReadCache: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "acct/vm.mp3", 1000); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if des, _ := os.ReadDir(filepath.Join(dir, "cache")); len(des) != 2 {
+		t.Fatalf("cache holds %d entries, want the copy and the state", len(des))
+	}
+	s, err = Open(dir, Options{Remote: remote, Through: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "cache")); !os.IsNotExist(err) {
+		t.Fatalf("the cache of the earlier configuration is still there: %v", err)
+	}
 }
 
 // TestSharedReadCacheSweep: in a cluster, a node's copy of a blob that

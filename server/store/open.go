@@ -8,12 +8,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/attachd/attachd/server/store/readcache"
 )
 
 // Open opens (creating if needed) the data directory dir. It takes an
@@ -94,10 +91,8 @@ func (s *Store) open() error {
 	if err := s.sweepTemp(); err != nil {
 		return err
 	}
-	if s.remote != nil && s.readCacheSize > 0 {
-		if s.copies, err = readcache.Open(filepath.Join(s.dir, "cache"), s.readCacheSize, s.log); err != nil {
-			return err
-		}
+	if err := s.openCopies(); err != nil {
+		return err
 	}
 	_, cleanErr := s.root.Stat("clean-shutdown")
 	if s.shared {
@@ -169,8 +164,8 @@ func (s *Store) Close() error {
 		s.idx = nil
 	}
 	if s.copies != nil {
+		// Not set to nil: a request that outlived the server may still ask.
 		errs = append(errs, s.copies.Close())
-		s.copies = nil
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())

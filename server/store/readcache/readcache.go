@@ -49,7 +49,9 @@ type Cache struct {
 	lru     list.List // of *entry, most recently read first
 	byName  map[string]*list.Element
 	filling map[string]bool // names being filled now
-	used    int64
+	used    int64           // bytes of the copies held, at MinCost each at least
+	pending int64           // bytes reserved by the copies being filled
+	closed  bool            // by Close: nothing more is kept
 
 	hits, misses, fills, evictions atomic.Int64
 }
@@ -83,7 +85,7 @@ func Open(dir string, max int64, log *slog.Logger) (*Cache, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read cache: %w", err)
 	}
-	keep := string(state) == "clean" || string(state) == boot
+	keep := string(state) == "clean" || boot != "" && string(state) == boot
 	if err := c.load(keep); err != nil {
 		return nil, err
 	}
@@ -115,7 +117,12 @@ func (c *Cache) load(keep bool) error {
 		}
 		fi, err := de.Info()
 		if !keep || err != nil || !de.Type().IsRegular() || !validName(name) {
-			if os.RemoveAll(filepath.Join(c.dir, name)) == nil && !strings.HasPrefix(name, ".fill-") {
+			// A file left here could be a torn copy that a later start in
+			// this boot would keep: do not go on without removing it.
+			if err := os.RemoveAll(filepath.Join(c.dir, name)); err != nil {
+				return fmt.Errorf("read cache: %w", err)
+			}
+			if !strings.HasPrefix(name, ".fill-") {
 				dropped++
 			}
 			continue
@@ -141,14 +148,17 @@ func (c *Cache) load(keep bool) error {
 
 // Close records that every copy is on disk, so that the next start keeps
 // them even after a reboot.
+// Copies still being filled are not kept.
 func (c *Cache) Close() error {
-	d, err := os.Open(c.dir)
-	if err != nil {
-		return fmt.Errorf("read cache: %w", err)
+	c.mu.Lock()
+	was := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if was {
+		return nil
 	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("read cache: syncfs: %w", err)
+	if err := syncFS(c.dir); err != nil {
+		return fmt.Errorf("read cache: %w", err)
 	}
 	return writeState(c.dir, "clean")
 }
@@ -156,14 +166,6 @@ func (c *Cache) Close() error {
 // validName accepts what the store names blobs: lowercase hex.
 func validName(name string) bool {
 	return len(name) >= 3 && strings.Trim(name, "0123456789abcdef") == ""
-}
-
-func bootID() (string, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return "", fmt.Errorf("which boot is this: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // writeState replaces the state file durably: a state that a crash could
@@ -227,7 +229,8 @@ func (c *Cache) Open(name string) (*os.File, bool) {
 // fits reports whether a copy of size bytes is worth keeping: one blob may
 // take at most an eighth of the cache, so that a large recording does not
 // push out everything else; and the file system must keep a tenth of its
-// space free for the stores the cache shares it with.
+// space free, beside the copies being filled, for the stores the cache
+// shares it with.
 func (c *Cache) fits(size int64) bool {
 	if cost(size) > c.max/8 {
 		return false
@@ -236,8 +239,11 @@ func (c *Cache) fits(size int64) bool {
 	if unix.Statfs(c.dir, &st) != nil {
 		return false
 	}
+	c.mu.Lock()
+	pending := c.pending
+	c.mu.Unlock()
 	free := int64(st.Bavail) * int64(st.Bsize)
-	return free-size >= int64(st.Blocks)*int64(st.Bsize)/10
+	return free-pending-size >= int64(st.Blocks)*int64(st.Bsize)/10
 }
 
 // Adopt moves the file at path, the complete bytes of the named blob, into
@@ -343,20 +349,25 @@ func (c *Cache) Fill(name string, size int64, sha256hex string) *Filler {
 	}
 	c.mu.Lock()
 	_, held := c.byName[name]
-	busy := c.filling[name]
-	if !held && !busy {
+	// The copies being filled take at most half the bound more: however
+	// many slow readers there are, the cache's disk stays within 1.5×.
+	start := !held && !c.filling[name] && !c.closed && c.pending+cost(size) <= c.max/2
+	if start {
 		c.filling[name] = true
+		c.pending += cost(size)
 	}
 	c.mu.Unlock()
-	if held || busy {
+	if !start {
 		return nil
 	}
 	return &Filler{c: c, name: name, size: size, sha256: sha256hex, h: sha256.New()}
 }
 
-func (c *Cache) done(name string) {
+// done ends the fill of a copy of size bytes.
+func (c *Cache) done(name string, size int64) {
 	c.mu.Lock()
 	delete(c.filling, name)
+	c.pending -= cost(size)
 	c.mu.Unlock()
 }
 
@@ -403,7 +414,7 @@ func (w *Filler) Finish() error {
 		}
 		w.f = f
 	}
-	defer w.c.done(w.name)
+	defer w.c.done(w.name, w.size)
 	f := w.f
 	w.f, w.ended = nil, true
 	sum := hex.EncodeToString(w.h.Sum(nil))
@@ -418,14 +429,30 @@ func (w *Filler) Finish() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(w.c.dir, w.name))
+		err = w.c.keep(f.Name(), w.name, w.size)
 	}
 	if err != nil {
 		os.Remove(f.Name())
 		return err
 	}
-	w.c.add(w.name, w.size)
 	w.c.fills.Add(1)
+	return nil
+}
+
+// keep renames a filled copy into place, unless the cache was closed: a
+// copy renamed after Close's syncfs could be torn by a power loss, and the
+// directory would still say it was closed cleanly.
+func (c *Cache) keep(tmp, name string, size int64) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return errors.New("read cache: closed")
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, name)); err != nil {
+		return err
+	}
+	c.add(name, size)
 	return nil
 }
 
@@ -440,5 +467,5 @@ func (w *Filler) Abort() {
 		w.f = nil
 	}
 	w.ended = true
-	w.c.done(w.name)
+	w.c.done(w.name, w.size)
 }

@@ -254,3 +254,51 @@ func TestFillWithoutBytes(t *testing.T) {
 		t.Errorf("cache directory holds %d entries, want 2", len(des))
 	}
 }
+
+// TestFillsInFlightAreBounded: copies being filled reserve their size, up to
+// half the bound, so slow readers cannot take the disk beyond 1.5× of it.
+func TestFillsInFlightAreBounded(t *testing.T) {
+	const size = 100 << 10
+	c := open(t, t.TempDir(), 8*size)
+	var ws []*Filler
+	for i := range 5 {
+		_, sum := blob(size)
+		w := c.Fill(name(i), size, sum)
+		if (w != nil) != (i < 4) {
+			t.Fatalf("fill %d started: %v, want %v (four of an eighth each make half)", i, w != nil, i < 4)
+		}
+		if w != nil {
+			ws = append(ws, w)
+		}
+	}
+	ws[0].Abort()
+	_, sum := blob(size)
+	if w := c.Fill(name(5), size, sum); w == nil {
+		t.Fatal("no fill started after one was abandoned")
+	}
+}
+
+// TestCloseKeepsNoMore: a copy finished after Close is not kept, and no
+// copy starts: the directory already says it was closed cleanly.
+func TestCloseKeepsNoMore(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 64<<20)
+	b, sum := blob(5000)
+	w := c.Fill(name(0), int64(len(b)), sum)
+	w.Write(b)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(); err == nil {
+		t.Fatal("a copy finished after Close was kept")
+	}
+	if c.Fill(name(1), int64(len(b)), sum) != nil {
+		t.Fatal("a copy started after Close")
+	}
+	if state, _ := os.ReadFile(filepath.Join(dir, stateFile)); string(state) != "clean" {
+		t.Fatalf("state after Close: %q", state)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Fatalf("%d entries after Close, want only the state file", len(des))
+	}
+}
