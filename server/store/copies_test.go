@@ -34,6 +34,17 @@ func newCountingBackend(t *testing.T, dir string) *countingBackend {
 	return &countingBackend{Backend: d}
 }
 
+// openWithCopies opens a store over remote with a read cache of 8 MiB.
+func openWithCopies(t *testing.T, remote Backend, through bool) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{Remote: remote, Through: through, ReadCache: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // copyHeld reports whether the data directory holds a copy of blob in its
 // read cache.
 func copyHeld(s *Store, blob string) bool {
@@ -49,11 +60,7 @@ func TestReadCacheThrough(t *testing.T) {
 	ctx := context.Background()
 	backendDir := t.TempDir()
 	remote := newCountingBackend(t, backendDir)
-	s, err := Open(t.TempDir(), Options{Remote: remote, Through: true, ReadCache: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openWithCopies(t, remote, true)
 	body := randBytes(200 << 10)
 	o, err := s.Put(ctx, "acct/vm.mp3", bytes.NewReader(body), Info{Size: -1})
 	if err != nil {
@@ -144,11 +151,7 @@ func TestReadCacheThrough(t *testing.T) {
 func TestReadCacheSpool(t *testing.T) {
 	ctx := context.Background()
 	remote := newCountingBackend(t, t.TempDir())
-	s, err := Open(t.TempDir(), Options{Remote: remote, ReadCache: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openWithCopies(t, remote, false)
 	body := randBytes(100 << 10)
 	o, err := s.Put(ctx, "acct/vm.mp3", bytes.NewReader(body), Info{Size: -1})
 	if err != nil {
