@@ -44,7 +44,8 @@ free_port() { # sets FREE_PORT (not echoed: a $(subshell) would lose USED_PORTS)
 # the Docker image build it (static: CGO_ENABLED=0, -trimpath, stripped), so that the benchmarks
 # measure the binary operators run. A default build links the C library when a C compiler is
 # present: in bench/run.sh's 1 GiB upload that was 2.7 MiB more peak RSS (37.4 vs 34.7 MiB).
-build_attachd() { (cd "$1" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$2" .); }
+# grpcnotrace drops golang.org/x/net/trace, which gRPC would link and attachd never uses.
+build_attachd() { (cd "$1" && CGO_ENABLED=0 go build -tags grpcnotrace -trimpath -buildvcs=false -ldflags "-s -w" -o "$2" .); }
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
 

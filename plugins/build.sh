@@ -15,6 +15,6 @@ version=$(git describe --always --dirty 2>/dev/null || echo dev)
 for d in plugins/*/; do
 	name=$(basename "$d")
 	[ -f "$d/main.go" ] || continue
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$version" -o "$out/attachd-plugin-$name" "./plugins/$name"
+	CGO_ENABLED=0 go build -tags grpcnotrace -trimpath -ldflags "-X main.version=$version" -o "$out/attachd-plugin-$name" "./plugins/$name"
 	sha256sum "$out/attachd-plugin-$name"
 done
