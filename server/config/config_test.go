@@ -69,6 +69,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"listen = 5\n", []string{"cfg.toml:1"}},
 		{"[[users]]\nname = \"k\"\npassword_hash = \"plain\"\n", []string{"cfg.toml:3", "bcrypt"}},
 		{"[storage]\nbackend = \"azblob\"\n", []string{"cfg.toml:2", "storage.backend"}},
+		{"[storage]\nread_cache = -1\n", []string{"cfg.toml:2", "storage.read_cache", "0 (no copies) or more"}},
+		{"[storage]\nread_cache = \"100KiB\"\n", []string{"cfg.toml:2", "storage.read_cache", "at least 524288 bytes"}},
 		{"listen = \n", []string{"cfg.toml:1"}},
 	}
 	for _, tt := range tests {
