@@ -96,8 +96,9 @@ func Open(dir string, max int64, log *slog.Logger) (*Cache, error) {
 	return c, nil
 }
 
-// load takes in the copies of an earlier run, oldest first, or removes them
-// all; and removes what an earlier run left half filled.
+// load takes in the copies of an earlier run, the most recently written
+// first (what does not fit is the oldest), or removes them all; and removes
+// what an earlier run left half filled.
 func (c *Cache) load(keep bool) error {
 	des, err := os.ReadDir(c.dir)
 	if err != nil {
