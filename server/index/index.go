@@ -47,6 +47,8 @@ type Index interface {
 	ByID(ctx context.Context, id, under string) (Object, error)
 	// BlobInUse reports whether any object names blob (copies share blobs).
 	BlobInUse(ctx context.Context, blob string) (bool, error)
+	// BlobsInUse returns which of blobs some object names, in one query.
+	BlobsInUse(ctx context.Context, blobs []string) (map[string]bool, error)
 	// Dir returns the folder at key, or ErrNotFound. The root ("") has no record.
 	Dir(ctx context.Context, key string) (Dir, error)
 	// List calls fn for each child of the folder parent: folders first, then

@@ -150,17 +150,11 @@ func (s *Store) SweepReadCache(ctx context.Context) {
 
 // sweepCopies removes the copies of blobs that no object names.
 func (s *Store) sweepCopies(ctx context.Context) (removed int, err error) {
-	for _, blob := range s.copies.Names() {
-		used, err := s.idx.BlobInUse(ctx, blob)
-		if err != nil {
-			return removed, readErr(err)
-		}
-		if !used {
-			s.copies.Remove(blob)
-			removed++
-		}
+	gone, err := s.unnamed(ctx, s.copies.Names())
+	for _, blob := range gone {
+		s.copies.Remove(blob)
 	}
-	return removed, nil
+	return len(gone), err
 }
 
 // ReadCacheStats returns the read cache's counters; ok is false without one.

@@ -77,6 +77,26 @@ func (s *Store) collect(ctx context.Context, blob string) error {
 	return remoteErr("delete blob", s.deleteRemoteBlob(ctx, blob))
 }
 
+// unnamed returns the blobs of names that no object names, asking the
+// index about a thousand at a time. On an error it returns those found so
+// far.
+func (s *Store) unnamed(ctx context.Context, names []string) (gone []string, err error) {
+	for len(names) > 0 {
+		batch := names[:min(len(names), 1000)]
+		names = names[len(batch):]
+		used, err := s.idx.BlobsInUse(ctx, batch)
+		if err != nil {
+			return gone, readErr(err)
+		}
+		for _, blob := range batch {
+			if !used[blob] {
+				gone = append(gone, blob)
+			}
+		}
+	}
+	return gone, nil
+}
+
 // sweepSpool removes the blobs of this node's spool that no object names:
 // with a shared index there is no local reconciliation to find them, and a
 // process that died mid-store leaves the blob of a store never committed.
@@ -88,12 +108,19 @@ func (s *Store) sweepSpool(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", dir, err)
 		}
-		for _, e := range entries {
-			used, err := s.idx.BlobInUse(ctx, e.Name())
-			if err != nil {
-				return readErr(err)
-			}
-			if !used && s.root.Remove(dir+"/"+e.Name()) == nil {
+		if len(entries) == 0 {
+			continue
+		}
+		names := make([]string, len(entries))
+		for i, e := range entries {
+			names[i] = e.Name()
+		}
+		gone, err := s.unnamed(ctx, names)
+		if err != nil {
+			return err
+		}
+		for _, name := range gone {
+			if s.root.Remove(dir+"/"+name) == nil {
 				removed++
 			}
 		}

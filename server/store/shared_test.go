@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -328,5 +329,50 @@ func TestSharedCopyAndMoveRecheckedInTheirTransactions(t *testing.T) {
 				t.Errorf("the refused change's object at the destination: %v", err)
 			}
 		})
+	}
+}
+
+// TestSharedSpoolSweptAfterAnUncleanStop: a node that did not stop cleanly
+// removes from its spool the blobs no object names (stores that never
+// committed) and keeps those an object names.
+func TestSharedSpoolSweptAfterAnUncleanStop(t *testing.T) {
+	ctx := context.Background()
+	indexURL := pgtest.Database(t)
+	remote, err := NewDirBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Remote: remote, Through: true, IndexURL: indexURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Put(ctx, "acct/vm.mp3", bytes.NewReader([]byte("named")), Info{Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// As a crash leaves them: the named blob still spooled, a blob of a store
+	// that never committed, and no clean-shutdown marker.
+	stray := newVersion()
+	for _, blob := range []string{o.Blob, stray} {
+		if err := os.WriteFile(filepath.Join(dir, blobPath(blob)), []byte("bytes"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "clean-shutdown")); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{Remote: remote, Through: true, IndexURL: indexURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, blobPath(stray))); !os.IsNotExist(err) {
+		t.Errorf("the blob of a store that never committed is still spooled: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, blobPath(o.Blob))); err != nil {
+		t.Errorf("the spooled blob of a stored object was removed: %v", err)
 	}
 }

@@ -154,6 +154,12 @@ func testObjects(t *testing.T, x index.Index) {
 	if in, err := x.BlobInUse(ctx, o.Blob); err != nil || in {
 		t.Fatalf("BlobInUse(replaced) = %v, %v", in, err)
 	}
+	if used, err := x.BlobsInUse(ctx, []string{"b2", o.Blob, "unknown", "b2"}); err != nil || len(used) != 1 || !used["b2"] {
+		t.Fatalf("BlobsInUse(current, replaced, unknown, current) = %v, %v; want only b2", used, err)
+	}
+	if used, err := x.BlobsInUse(ctx, nil); err != nil || len(used) != 0 {
+		t.Fatalf("BlobsInUse(none) = %v, %v", used, err)
+	}
 	// Empty metadata and properties read back as an empty JSON object.
 	e := obj("a/empty")
 	e.Meta, e.Props = nil, nil

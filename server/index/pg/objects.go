@@ -106,6 +106,29 @@ func (x *DB) BlobInUse(ctx context.Context, blob string) (bool, error) {
 	return in, nil
 }
 
+// BlobsInUse implements index.Index.
+func (x *DB) BlobsInUse(ctx context.Context, blobs []string) (map[string]bool, error) {
+	rctx, cancel := read(ctx)
+	defer cancel()
+	rows, err := x.pool.Query(rctx, `SELECT DISTINCT blob FROM attachd_objects WHERE blob = ANY($1)`, blobs)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", x.fail(ctx, err))
+	}
+	used := map[string]bool{}
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("index: %w", x.fail(ctx, err))
+		}
+		used[b] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: %w", x.fail(ctx, err))
+	}
+	return used, nil
+}
+
 // Usage implements index.Index: the folder's row in attachd_folder_usage
 // if it has one, else the sum of the objects below it. Two statements, not
 // one: a single statement that sums only without a row still has the sum
