@@ -381,13 +381,8 @@ func (w *Filler) Write(p []byte) error {
 		w.Abort()
 		return errors.New("read cache: more bytes than the blob's size")
 	}
-	if w.f == nil {
-		f, err := os.CreateTemp(w.c.dir, ".fill-*")
-		if err != nil {
-			w.Abort()
-			return err
-		}
-		w.f = f
+	if err := w.create(); err != nil {
+		return err
 	}
 	w.h.Write(p)
 	if _, err := w.f.Write(p); err != nil {
@@ -395,6 +390,20 @@ func (w *Filler) Write(p []byte) error {
 		return err
 	}
 	w.n += int64(len(p))
+	return nil
+}
+
+// create makes the copy's file, once; failing, it abandons the copy.
+func (w *Filler) create() error {
+	if w.f != nil {
+		return nil
+	}
+	f, err := os.CreateTemp(w.c.dir, ".fill-*")
+	if err != nil {
+		w.Abort()
+		return fmt.Errorf("read cache: %w", err)
+	}
+	w.f = f
 	return nil
 }
 
@@ -407,13 +416,8 @@ func (w *Filler) Finish() error {
 	if w.ended {
 		return errors.New("read cache: copy abandoned")
 	}
-	if w.f == nil { // an empty blob: its copy is an empty file
-		f, err := os.CreateTemp(w.c.dir, ".fill-*")
-		if err != nil {
-			w.Abort()
-			return err
-		}
-		w.f = f
+	if err := w.create(); err != nil { // an empty blob's copy is an empty file
+		return err
 	}
 	defer w.c.done(w.name, w.size)
 	f := w.f
