@@ -55,7 +55,7 @@ func (s *Store) openCopy(o Object) (ReadSeekCloser, bool) {
 // every byte in order.
 func (s *Store) copying(r ReadSeekCloser, o Object) ReadSeekCloser {
 	rr, ok := r.(*remoteReader)
-	if !ok || s.copies == nil || rr.pos != 0 {
+	if !ok || s.copies == nil {
 		return r
 	}
 	fill := s.copies.Fill(o.Blob, o.Size, o.SHA256)
