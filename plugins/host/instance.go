@@ -103,7 +103,10 @@ func (s *supervisor) start() (*instance, error) {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return fail(permanent(fmt.Errorf("plugin %s: %s changed while being started: %w", s.name, p.path, err)))
 		}
-		return fail(fmt.Errorf("plugin %s: start %s: %w", s.name, p.path, startError(err, tail.String())))
+		// Killed first: go-plugin's Kill waits for its stderr reader, so the
+		// tail then holds the plugin's last words (TestCrashAtStart).
+		s.kill(inst)
+		return nil, fmt.Errorf("plugin %s: start %s: %w", s.name, p.path, startError(err, tail.String()))
 	}
 	inst.rpc = rpc
 	raw, err := rpc.Dispense(pb.PluginSetKey)
