@@ -76,6 +76,11 @@ fi
 say "go vet"
 go vet ./...
 
+# The Linux-only calls (syncfs, boot id, openat2) have fallbacks for other
+# systems; FreeBSD's types differ from Linux's, so build them there too.
+say "go build for FreeBSD"
+GOOS=freebsd go build ./...
+
 say "go test -race"
 go test -race -count=1 -timeout 20m ./...
 

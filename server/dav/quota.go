@@ -13,6 +13,8 @@ func quota(dir string) (avail, used uint64, err error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
+	// The field types differ between systems (FreeBSD's Bavail is signed:
+	// a root reserve can make it negative), hence the conversions.
 	bs := uint64(st.Bsize)
-	return st.Bavail * bs, (st.Blocks - st.Bfree) * bs, nil
+	return uint64(max(int64(st.Bavail), 0)) * bs, (uint64(st.Blocks) - uint64(st.Bfree)) * bs, nil
 }
