@@ -98,7 +98,7 @@ func (s *Store) commit(ctx context.Context, o Object, blobDurable func() error) 
 	if err := s.writes.beforeCommit(ctx, o); err != nil {
 		return Object{}, err
 	}
-	p, err := s.placeSidecar(o, d, blobDurable)
+	p, err := s.placeSidecar(o, d, blobDurable, guessed)
 	if err != nil {
 		s.writes.failedCommit(ctx, o, old, err)
 		return Object{}, err

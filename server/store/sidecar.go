@@ -36,17 +36,18 @@ func encodeSidecar(o Object) ([]byte, error) {
 }
 
 // writeSidecar writes o's sidecar into place; see placeSidecar.
-func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidecar(o, nil, nil) }
+func (s *Store) writeSidecar(o Object) (*placement, error) { return s.placeSidecar(o, nil, nil, false) }
 
 // placeSidecar writes o's sidecar and renames it into place once durable has
 // returned: the sidecar's own write and fsync run meanwhile, so a store waits
 // for two rounds of syncs, not four. The placement it returns undoes the
 // rename until done is called (see commit.go). d is the key's folder, if
-// the caller holds it open already.
+// the caller holds it open already. absent says the caller saw no sidecar
+// at the key under the key's lock, so there is none to keep for the undo.
 //
 // With a shared index there is no objects tree: the index is the record, and
 // the placement is empty once the bytes are durable.
-func (s *Store) placeSidecar(o Object, d *dirFD, durable func() error) (*placement, error) {
+func (s *Store) placeSidecar(o Object, d *dirFD, durable func() error, absent bool) (*placement, error) {
 	if s.shared {
 		if durable != nil {
 			if err := durable(); err != nil {
@@ -100,9 +101,11 @@ func (s *Store) placeSidecar(o Object, d *dirFD, durable func() error) (*placeme
 		s.tmpDir.remove(tmp)
 		return fail(err)
 	}
-	if err := p.linkPrevious(d, base); err != nil {
-		s.tmpDir.remove(tmp)
-		return fail(err)
+	if !absent {
+		if err := p.linkPrevious(d, base); err != nil {
+			s.tmpDir.remove(tmp)
+			return fail(err)
+		}
 	}
 	err = failpoint("sidecar-rename")
 	if err == nil {
